@@ -1,0 +1,247 @@
+import { createHmac } from 'node:crypto';
+import { type AuditAction, type AuditEvent, type AuditSink, digestArguments } from './audit.js';
+import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } from './errors.js';
+import { createLogger } from './logger.js';
+import type { AuthSecOptions } from './options.js';
+import {
+  type CompiledRequirement,
+  compileRequirement,
+  createToolRegistry,
+  type Explanation,
+  isCompiledRequirement,
+  authorize as policyAuthorize,
+  evaluate as policyEvaluate,
+  explain as policyExplain,
+  type ToolDefinition,
+  type ToolRegistry,
+} from './policy/index.js';
+import { createTokenVerifier, resolveTokenConfig, type TokenVerifier } from './tokens/index.js';
+import type { Clock, Logger, Principal, Requirement } from './types.js';
+
+/** A requirement as written, or one compiled by {@link AuthSec.compile}. */
+export type RequirementInput = Requirement | CompiledRequirement;
+
+/** What an adapter passes to {@link AuthSec.authorizeTool}. */
+export interface ToolCallInput {
+  /** The tool's registered name. */
+  readonly tool: string;
+  /** Its arguments; only a digest of them reaches the audit log. */
+  readonly arguments?: unknown;
+}
+
+/** Fields of an audit record an adapter supplies; the engine fills in the rest. */
+export interface AuditInput {
+  readonly action: AuditAction;
+  readonly decision: AuditEvent['decision'];
+  readonly principal?: Principal;
+  readonly target?: string;
+  readonly reason?: AuthSecErrorCode;
+  readonly failed?: readonly string[];
+  readonly arguments?: unknown;
+  readonly latencyMicros?: number;
+}
+
+/**
+ * The AuthSec engine: verifies tokens, resolves effective claims, decides, explains and records. Create one per
+ * process with {@link createAuthSec} and share it; every method is safe to call concurrently.
+ */
+export interface AuthSec<M = unknown> {
+  /**
+   * Verifies a bearer token and returns the caller's frozen principal with effective claims. Throws
+   * `TOKEN_*`, `TENANT_UNKNOWN` or `SERVICE_UNAVAILABLE`. A repeated token is served from the verified-token
+   * cache (never past its `exp`).
+   */
+  authenticate(token: string): Promise<Principal>;
+  /**
+   * Like {@link AuthSec.authenticate}, from an HTTP `Authorization` header value: absent is `TOKEN_MISSING`, a
+   * scheme other than `Bearer` or a malformed value is `TOKEN_INVALID`.
+   */
+  authenticateHeader(authorization: string | undefined): Promise<Principal>;
+  /** Compiles a requirement once (validates it; `TypeError` for misuse). */
+  compile(requirement: Requirement, name?: string): CompiledRequirement;
+  /** True when `principal` satisfies `requirement`. Microseconds; no I/O. */
+  can(principal: Principal, requirement: RequirementInput): boolean;
+  /** Throws `INSUFFICIENT_SCOPE` (more scopes alone would do) or `PERMISSION_DENIED` unless allowed. */
+  authorize(principal: Principal, requirement: RequirementInput, target?: string): void;
+  /** Which categories passed and failed, for audit records and denial messages. */
+  explain(principal: Principal, requirement: RequirementInput): Explanation;
+  /** The tool registry: declare tools once, with their requirement. */
+  readonly tools: ToolRegistry<M>;
+  /** The registered tools `principal` may use, in registration order. */
+  visibleTools(principal: Principal): ToolDefinition<M>[];
+  /**
+   * Authorizes a call to a registered tool and records the decision. Unknown tools are `NOT_FOUND`. Hidden is
+   * not forbidden: every call is checked again, whatever a list showed.
+   */
+  authorizeTool(principal: Principal, call: ToolCallInput): ToolDefinition<M>;
+  /** Records an audit event (never a token, secret or claim set). */
+  audit(input: AuditInput): void;
+  /** The engine's logger (JSON lines on stderr by default). */
+  readonly logger: Logger;
+  /** The engine's clock. */
+  readonly clock: Clock;
+  /** Drops every cached verified token (for example after a key compromise). */
+  clearTokenCache(): void;
+  /** Flushes audit sinks and releases timers, pools and listeners. Idempotent. */
+  close(): Promise<void>;
+}
+
+const compiledCache = new WeakMap<Requirement, CompiledRequirement>();
+
+/**
+ * Creates the engine. Options are validated here, once: invalid ones throw `CONFIG_INVALID` naming the option,
+ * insecure-but-allowed ones log a warning that says what to change.
+ */
+export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('createAuthSec: options object required');
+  const logger = options.logger ?? createLogger();
+  const clock = options.clock ?? Date.now;
+  const tokenConfig = resolveTokenConfig(options, logger);
+  const verifier: TokenVerifier = createTokenVerifier(tokenConfig, logger);
+  const directory = options.directory;
+  if (!directory) {
+    logger.warn('No directory configured: token claims are used as they are, without database validation', {
+      option: 'directory',
+    });
+  }
+  const sinks: readonly AuditSink[] = options.audit?.sinks ?? [];
+  const pseudonymize = options.audit?.pseudonymizeSubjects === true;
+  const pseudonymKey = options.audit?.pseudonymKey;
+  if (pseudonymize && (pseudonymKey === undefined || Buffer.byteLength(pseudonymKey) < 32)) {
+    throw new AuthSecError(
+      'CONFIG_INVALID',
+      'audit.pseudonymKey: at least 32 bytes are required with pseudonymizeSubjects',
+    );
+  }
+  const registry = createToolRegistry<M>({ logger });
+  let closed = false;
+
+  const compiled = (requirement: RequirementInput, name?: string): CompiledRequirement => {
+    if (isCompiledRequirement(requirement)) return requirement;
+    let hit = compiledCache.get(requirement);
+    if (!hit) {
+      hit = compileRequirement(requirement, { logger, ...(name ? { name } : {}) });
+      compiledCache.set(requirement, hit);
+    }
+    return hit;
+  };
+
+  const subjectFor = (principal: Principal | undefined): string | undefined => {
+    if (!principal) return undefined;
+    if (!pseudonymize) return principal.subject;
+    return `anon:${createHmac('sha256', pseudonymKey!).update(principal.subject).digest('hex').slice(0, 32)}`;
+  };
+
+  const audit = (input: AuditInput): void => {
+    if (sinks.length === 0) return;
+    const event: AuditEvent = {
+      time: new Date(clock()).toISOString(),
+      action: input.action,
+      decision: input.decision,
+      subject: subjectFor(input.principal),
+      tenantId: input.principal?.tenantId,
+      clientId: input.principal?.clientId,
+      target: input.target,
+      reason: input.reason,
+      failed: input.failed,
+      argumentsDigest: input.arguments === undefined ? undefined : digestArguments(input.arguments),
+      latencyMicros: input.latencyMicros,
+    };
+    for (const sink of sinks) {
+      try {
+        sink.write(event);
+      } catch (cause) {
+        // An audit sink must never turn an allowed call into a failure, nor hide a refusal.
+        logger.error('Audit sink failed to accept an event', { cause: String(cause) });
+      }
+    }
+  };
+
+  const authenticate = async (token: string): Promise<Principal> => {
+    const started = performance.now();
+    try {
+      const fromToken = await verifier.verify(token);
+      return directory ? await directory.resolve(fromToken) : fromToken;
+    } catch (error) {
+      const err = toAuthSecError(error);
+      if (!isAuthSecError(error))
+        logger.error('Unexpected failure while authenticating', { cause: String(error) });
+      audit({
+        action: 'authenticate',
+        decision: err.status >= 500 ? 'error' : 'deny',
+        reason: err.code,
+        latencyMicros: Math.round((performance.now() - started) * 1000),
+      });
+      throw err;
+    }
+  };
+
+  const engine: AuthSec<M> = {
+    authenticate,
+    async authenticateHeader(authorization) {
+      if (authorization === undefined || authorization.trim() === '') {
+        throw new AuthSecError('TOKEN_MISSING', 'No bearer token was presented');
+      }
+      const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(authorization);
+      if (!match) throw new AuthSecError('TOKEN_INVALID', 'The Authorization header is not a Bearer token');
+      return authenticate(match[1]!);
+    },
+    compile: (requirement, name) => compiled(requirement, name),
+    can: (principal, requirement) => policyEvaluate(principal, compiled(requirement)),
+    authorize(principal, requirement, target) {
+      policyAuthorize(principal, compiled(requirement), target === undefined ? undefined : { target });
+    },
+    explain: (principal, requirement) => policyExplain(principal, compiled(requirement)),
+    tools: registry,
+    visibleTools: (principal) => registry.visibleTools(principal),
+    authorizeTool(principal, call) {
+      const started = performance.now();
+      const tool = registry.get(call.tool);
+      try {
+        if (!tool) throw new AuthSecError('NOT_FOUND', `Unknown tool '${call.tool}'`);
+        policyAuthorize(principal, tool.requirement, { target: tool.name });
+        audit({
+          action: 'tool.call',
+          decision: 'allow',
+          principal,
+          target: tool.name,
+          arguments: call.arguments,
+          latencyMicros: Math.round((performance.now() - started) * 1000),
+        });
+        return tool;
+      } catch (error) {
+        const err = toAuthSecError(error);
+        const failed = err.details.failed;
+        audit({
+          action: 'tool.call',
+          decision: 'deny',
+          principal,
+          target: call.tool,
+          reason: err.code,
+          ...(Array.isArray(failed) ? { failed: failed as string[] } : {}),
+          arguments: call.arguments,
+          latencyMicros: Math.round((performance.now() - started) * 1000),
+        });
+        throw err;
+      }
+    },
+    audit,
+    logger,
+    clock,
+    clearTokenCache: () => verifier.clearCache(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      verifier.close();
+      const results = await Promise.allSettled([
+        ...sinks.map((s) => s.close()),
+        ...(directory?.close ? [directory.close()] : []),
+      ]);
+      for (const r of results) {
+        if (r.status === 'rejected') logger.error('Failed to close a resource', { cause: String(r.reason) });
+      }
+    },
+  };
+  return engine;
+}

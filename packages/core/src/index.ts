@@ -1,0 +1,93 @@
+/**
+ * @authsec/core: the transport-agnostic engine behind every AuthSec adapter.
+ *
+ * Plain values in, plain values out: no framework type crosses this boundary. Postgres and Vault code lives
+ * behind subpath exports so that this entry stays free of heavy dependencies.
+ *
+ * @packageDocumentation
+ */
+
+export {
+  type AuditAction,
+  type AuditEvent,
+  type AuditSink,
+  createJsonLinesAuditSink,
+  digestArguments,
+  type JsonLinesAuditSinkOptions,
+  MemoryAuditSink,
+} from './audit.js';
+export {
+  type AuditInput,
+  type AuthSec,
+  createAuthSec,
+  type RequirementInput,
+  type ToolCallInput,
+} from './engine.js';
+export {
+  AUTHSEC_ENV_VARIABLES,
+  type AuthSecEnvName,
+  type AuthSecEnvOptions,
+  authSecOptionsFromEnv,
+  defaultDataDir,
+  type MasterKeyRing,
+  nearestEnvName,
+  parseMasterKey,
+} from './env.js';
+export {
+  AuthSecError,
+  type AuthSecErrorCode,
+  type AuthSecErrorDetails,
+  type AuthSecErrorOptions,
+  ERROR_CODES,
+  type ErrorCodeInfo,
+  type ErrorResponse,
+  type ErrorResponseOptions,
+  isAuthSecError,
+  toAuthSecError,
+  toErrorResponse,
+} from './errors.js';
+export { createLogger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js';
+export type {
+  AuthSecOptions,
+  ClaimMapping,
+  ClaimPreset,
+  IntrospectionOptions,
+  IssuerOptions,
+  PrincipalDirectory,
+} from './options.js';
+export {
+  type CategoryExplanation,
+  type CompiledRequirement,
+  compileRequirement,
+  createToolRegistry,
+  type Explanation,
+  requiredScopes,
+  type ToolDefinition,
+  type ToolRegistry,
+} from './policy/index.js';
+export {
+  type AuthenticatedSessionInput,
+  type CreatedPendingSession,
+  createMemorySessionStore,
+  type MemorySessionStoreOptions,
+  type PendingSession,
+  type PendingSessionInput,
+  type SessionRecord,
+  type SessionStatus,
+  type SessionStore,
+  type SessionStoreOptions,
+  type SessionSummary,
+  type SessionTokens,
+  type SessionTokensUpdate,
+} from './sessions.js';
+export {
+  CATEGORIES,
+  type Category,
+  type CategoryRequirement,
+  type Clock,
+  isValidTenantId,
+  type Logger,
+  type Principal,
+  type Requirement,
+  TENANT_ID_PATTERN,
+} from './types.js';
