@@ -16,6 +16,7 @@ export {
   type JsonLinesAuditSinkOptions,
   MemoryAuditSink,
 } from './audit.js';
+export { constantTimeEqual, open as openSealed, seal, sealedKeyId } from './crypto.js';
 export {
   type AuditInput,
   type AuthSec,
@@ -47,24 +48,49 @@ export {
   toErrorResponse,
 } from './errors.js';
 export { createLogger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js';
+export { type ResolveMasterKeyOptions, resolveMasterKey } from './master-key.js';
+export {
+  type AuthorizationRequestInput,
+  type CodeExchangeInput,
+  createOAuthClient,
+  type DeviceAuthorization,
+  type DevicePollOptions,
+  generateCodeVerifier,
+  generateNonce,
+  type OAuthClient,
+  type OAuthClientOptions,
+  type TokenSet,
+  type TokenTypeHint,
+} from './oauth/index.js';
 export type {
   AuthSecOptions,
   ClaimMapping,
   ClaimPreset,
+  DirectoryChange,
   IntrospectionOptions,
   IssuerOptions,
   PrincipalDirectory,
 } from './options.js';
 export {
+  authorize,
   type CategoryExplanation,
   type CompiledRequirement,
   compileRequirement,
   createToolRegistry,
   type Explanation,
+  evaluate,
+  explain,
+  isCompiledRequirement,
   requiredScopes,
   type ToolDefinition,
   type ToolRegistry,
 } from './policy/index.js';
+export {
+  noServiceAccess,
+  type ServiceAccess,
+  type ServiceCredentials,
+  type ServiceSummary,
+} from './services.js';
 export {
   type AuthenticatedSessionInput,
   type CreatedPendingSession,

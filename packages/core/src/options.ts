@@ -2,6 +2,14 @@ import type { JWK } from 'jose';
 import type { AuditSink } from './audit.js';
 import type { Clock, Logger, Principal } from './types.js';
 
+/** A change of grants announced by a {@link PrincipalDirectory}. */
+export interface DirectoryChange {
+  /** The tenant concerned, or `null` for "anything may have changed". */
+  readonly tenantId: string | null;
+  /** The subject whose grants changed, or `null` for the whole tenant. */
+  readonly subject: string | null;
+}
+
 /**
  * Turns the principal a token describes into the effective one: with a database, only claims that exist in
  * the tenant's catalog, plus the subject's database grants; refuses unknown or disabled tenants
@@ -11,6 +19,13 @@ import type { Clock, Logger, Principal } from './types.js';
 export interface PrincipalDirectory {
   /** Returns the effective principal (frozen) or throws an `AuthSecError`. */
   resolve(principal: Principal): Promise<Principal>;
+  /**
+   * Listens for grant changes (any replica): `change.subject` is the subject whose grants changed, or `null`
+   * when a whole tenant (catalog, status) changed; `change.tenantId` is `null` when changes may have been
+   * missed (a lost connection) and every caller must be re-checked. Adapters use it to re-check live callers and send
+   * `notifications/tools/list_changed`. Returns a function that stops listening.
+   */
+  subscribe?(listener: (change: DirectoryChange) => void): () => void;
   /** Releases pools and listeners. */
   close?(): Promise<void>;
 }

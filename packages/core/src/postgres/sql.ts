@@ -31,8 +31,17 @@ export interface ListenOptions {
 
 /** A database connection pool (or embedded instance). */
 export interface SqlClient extends SqlQueryable {
-  /** Which driver serves this client. */
-  readonly kind: 'pg' | 'pglite';
+  /**
+   * Which driver serves this client: `pg` (a PostgreSQL server), `pglite` (PGlite in this process) or
+   * `embedded` (PGlite shared by every process on one data folder, see `openEmbeddedDatabase`).
+   */
+  readonly kind: 'pg' | 'pglite' | 'embedded';
+  /**
+   * Whether a {@link SqlClient.notify} reaches {@link SqlClient.listen}ers on other connections and in other
+   * processes. True on PostgreSQL and on in-process PGlite (one process, one connection); false for the
+   * embedded database shared by several processes, where consumers must poll a table instead.
+   */
+  readonly notifiesAcrossConnections: boolean;
   /** Runs `fn` inside one transaction on one connection; rolls back when it throws. */
   transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T>;
   /** Runs several statements without parameters (migrations only). */
@@ -61,6 +70,8 @@ export function quoteIdent(name: string): string {
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-3]|58)/;
 const UNAVAILABLE_NODE = new Set([
   'ECONNREFUSED',
+  // A UNIX socket whose server is gone (the embedded database's host process exited).
+  'ENOENT',
   'ECONNRESET',
   'ETIMEDOUT',
   'EPIPE',
@@ -186,6 +197,7 @@ export async function createPgClient(options: PgClientOptions): Promise<SqlClien
 
   return {
     kind: 'pg',
+    notifiesAcrossConnections: true,
     query,
     async transaction(fn) {
       let client: InstanceType<typeof pg.Client> & { release(err?: boolean): void };
@@ -305,6 +317,7 @@ export async function createPGliteClient(options: PGliteClientOptions = {}): Pro
   };
   return {
     kind: 'pglite',
+    notifiesAcrossConnections: true,
     query: (text, params) => wrap(() => db.query(text, params as unknown[] | undefined)),
     async transaction(fn) {
       try {

@@ -1,0 +1,157 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  readAuditEvents,
+  readAuditHead,
+  type StoredAuditEvent,
+  type TenantHandle,
+  verifyAuditChain,
+} from '@authsec/core/postgres';
+import type { CommandContext, CommandGroup, CommandSpec } from '../command.js';
+import { UsageError } from '../errors.js';
+import { formatTable, visible } from '../output.js';
+import { tenantFlag } from './catalog.js';
+
+/** How often `audit tail --follow` asks for new events. */
+export const FOLLOW_INTERVAL_MS = 500;
+const DEFAULT_LIMIT = 20;
+const MAX_LIMIT = 1000;
+
+async function auditHandle(ctx: CommandContext, tenantId: string): Promise<TenantHandle> {
+  await ctx.requireTenant(tenantId);
+  const storage = await ctx.storage();
+  // Disabled tenants keep their audit log; administrators still read and verify it.
+  return storage.tenancy.handle(tenantId, { allowDisabled: true });
+}
+
+const HEADERS = ['SEQ', 'TIME', 'ACTION', 'DECISION', 'SUBJECT', 'TARGET', 'REASON'];
+// Fixed minimum widths so that the lines printed later by --follow stay aligned with the first ones.
+const WIDTHS = [6, 24, 12, 8, 16, 32];
+
+function row(e: StoredAuditEvent): string[] {
+  const reason = [e.reason, e.failed && e.failed.length > 0 ? `failed: ${e.failed.join(',')}` : undefined]
+    .filter(Boolean)
+    .join(' ');
+  return [String(e.seq), e.time, e.action, e.decision, e.subject ?? '-', e.target ?? '-', reason || '-'];
+}
+
+function line(cells: readonly string[]): string {
+  return cells
+    .map((c, i) => {
+      const text = visible(c);
+      return i < WIDTHS.length ? text.padEnd(WIDTHS[i]!) : text;
+    })
+    .join('  ')
+    .trimEnd();
+}
+
+function readLimit(ctx: CommandContext): number {
+  const text = ctx.string('limit');
+  if (text === undefined) return DEFAULT_LIMIT;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > MAX_LIMIT) {
+    throw new UsageError(
+      `--limit: expected a whole number from 1 to ${MAX_LIMIT}, got '${text}'`,
+      ctx.command,
+    );
+  }
+  return n;
+}
+
+const tail: CommandSpec = {
+  name: 'tail',
+  summary: "Print a tenant's latest audit events; --follow keeps printing new ones",
+  details: [
+    'With --follow it polls every 500 ms until Ctrl-C or until its standard input closes; with --json it then',
+    'prints one JSON object per line. Tail does not verify the chain: use audit verify.',
+  ],
+  flags: {
+    tenant: tenantFlag,
+    follow: { type: 'boolean', description: 'Keep printing new events until stopped' },
+    limit: {
+      type: 'string',
+      value: 'n',
+      description: `How many of the latest events to print first (1-${MAX_LIMIT}, default ${DEFAULT_LIMIT})`,
+    },
+  },
+  async run(ctx) {
+    const tenantId = ctx.string('tenant')!;
+    const limit = readLimit(ctx);
+    const follow = ctx.boolean('follow');
+    const handle = await auditHandle(ctx, tenantId);
+    const head = await readAuditHead(handle);
+    const events = await readAuditEvents(handle, { afterSeq: Math.max(0, (head?.seq ?? 0) - limit), limit });
+    let last = events.at(-1)?.seq ?? head?.seq ?? 0;
+
+    if (!follow) {
+      if (ctx.json) ctx.out.json({ tenant: tenantId, events });
+      else if (events.length === 0) ctx.out.line(`No audit events in tenant '${tenantId}'.`);
+      else ctx.out.table(HEADERS, events.map(row));
+      return 0;
+    }
+
+    const print = (list: readonly StoredAuditEvent[]) => {
+      for (const e of list) {
+        if (ctx.json) ctx.out.json(e);
+        else ctx.out.line(line(row(e)));
+      }
+    };
+    const signal = ctx.untilStopped();
+    if (!ctx.json) ctx.out.line(line(HEADERS));
+    print(events);
+    while (!signal.aborted) {
+      try {
+        await sleep(FOLLOW_INTERVAL_MS, undefined, { signal });
+      } catch {
+        break;
+      }
+      for (;;) {
+        const batch = await readAuditEvents(handle, { afterSeq: last, limit: MAX_LIMIT });
+        print(batch);
+        last = batch.at(-1)?.seq ?? last;
+        if (batch.length < MAX_LIMIT) break;
+      }
+    }
+    return 0;
+  },
+};
+
+const verify: CommandSpec = {
+  name: 'verify',
+  summary: "Verify a tenant's audit chain: every row's MAC, no gaps, the head matches the last row",
+  details: [
+    'Prints OK and the number of rows, or every problem (seq, kind, detail) and exits 1. Kinds: modified,',
+    'missing, truncated, head_mismatch, unknown_key. AUTHSEC_MASTER_KEY must be the key ring the servers use',
+    '(keep retired keys in it to verify old rows).',
+  ],
+  flags: { tenant: tenantFlag },
+  async run(ctx) {
+    const tenantId = ctx.string('tenant')!;
+    const handle = await auditHandle(ctx, tenantId);
+    const result = await verifyAuditChain(handle, await ctx.masterKey());
+    if (ctx.json) {
+      ctx.out.json({ tenant: tenantId, ...result });
+    } else if (result.ok) {
+      ctx.out.line(`OK: the audit log of tenant '${tenantId}' verifies (${result.rows} rows)`);
+    } else {
+      for (const l of formatTable(
+        ['SEQ', 'KIND', 'DETAIL'],
+        result.problems.map((p) => [p.seq === null ? '-' : String(p.seq), p.kind, p.detail]),
+      )) {
+        ctx.out.line(l);
+      }
+      const more =
+        result.problemCount > result.problems.length ? ` (first ${result.problems.length} shown)` : '';
+      ctx.out.line(
+        `FAILED: ${result.problemCount} problem(s) in the audit log of tenant '${tenantId}' (${result.rows} rows)${more}`,
+      );
+    }
+    return result.ok ? 0 : 1;
+  },
+};
+
+/** `authsec audit tail|verify`. */
+export const audit: CommandGroup = {
+  name: 'audit',
+  summary: "Read and verify a tenant's tamper-evident audit log",
+  commands: [tail, verify],
+};

@@ -1,0 +1,21 @@
+import type { CommandEntry } from '../command.js';
+import { audit } from './audit.js';
+import { catalogGroups } from './catalog.js';
+import { check } from './check.js';
+import { grant, revoke } from './grant.js';
+import { migrate } from './migrate.js';
+import { tenant } from './tenant.js';
+
+/**
+ * Every `authsec` command, in the order help lists them. Parsing, help and dispatch all read this table: a new
+ * command (or a group such as `service set|get|list|rotate|delete`) is one more entry.
+ */
+export const COMMANDS: readonly CommandEntry[] = Object.freeze([
+  migrate,
+  tenant,
+  ...catalogGroups,
+  grant,
+  revoke,
+  check,
+  audit,
+]);

@@ -1,0 +1,594 @@
+import { LRUCache } from 'lru-cache';
+import { AuthSecError, isAuthSecError } from '../errors.js';
+import { createLogger } from '../logger.js';
+import type { DirectoryChange, PrincipalDirectory } from '../options.js';
+import type { Clock, Logger, Principal } from '../types.js';
+import { toDatabaseError } from './sql.js';
+import type { Tenancy, TenantChange } from './tenancy.js';
+import type { TenantHandle } from './tenancy-types.js';
+
+/**
+ * Database-backed validation of claims ("validated against your tenant database, not just JWT claims").
+ *
+ * Effective claims of a principal = the token's claims that exist in the tenant's catalog (per kind), plus
+ * the bindings of its subject, plus the bindings of `group:<g>` for every effective group (transitively: a
+ * group binding that grants a group brings that group's bindings too).
+ *
+ * Caching and staleness: the catalog of each tenant and the bindings of each (tenant, subject) are cached for
+ * `cacheTtlMs`. Every change made through {@link DirectoryAdmin} (in any process) is announced on the master
+ * database and drops the affected entries on every replica at once. When changes may have been missed (the
+ * listening connection was lost) or the database is found unreachable, every cache is dropped, so from then on
+ * each request needs the database and fails closed with `SERVICE_UNAVAILABLE`. While the database is down a
+ * warm entry can therefore be served only until the next database contact, which happens at least every
+ * tenancy `cacheTtlMs` (1 s by default, the tenant-record check); a cold one never is.
+ */
+
+/** One kind of catalog entry. */
+export type CatalogKind = 'role' | 'group' | 'scope' | 'resource' | 'permission';
+
+/** Every catalog kind. */
+export const CATALOG_KINDS: readonly CatalogKind[] = Object.freeze([
+  'role',
+  'group',
+  'scope',
+  'resource',
+  'permission',
+]);
+
+/** One entry of a tenant's catalog. */
+export interface CatalogEntry {
+  readonly kind: CatalogKind;
+  readonly name: string;
+  readonly createdAt: Date;
+}
+
+/** One grant of a catalog entry to a subject (`sub`) or to a group (`group:<name>`). */
+export interface Binding {
+  readonly subject: string;
+  readonly kind: CatalogKind;
+  readonly value: string;
+  readonly createdAt: Date;
+}
+
+/** Values to grant or revoke, by principal field. */
+export interface DirectoryGrants {
+  readonly roles?: readonly string[];
+  readonly groups?: readonly string[];
+  readonly scopes?: readonly string[];
+  readonly resources?: readonly string[];
+  /** `resource:action`. */
+  readonly permissions?: readonly string[];
+}
+
+/**
+ * Administration of a tenant's catalog and bindings (used by the `authsec` command). Works on disabled tenants
+ * too; an unknown tenant is `TENANT_UNKNOWN`, a malformed name or subject `BAD_REQUEST`. Every change is
+ * announced to every replica.
+ */
+export interface DirectoryAdmin {
+  /** Adds a catalog entry. Returns `false` when it already existed. */
+  addCatalog(tenantId: string, kind: CatalogKind, name: string): Promise<boolean>;
+  /**
+   * Removes a catalog entry and every binding of it (for a group, also the bindings granted to `group:<name>`).
+   * Returns `false` when there was none.
+   */
+  removeCatalog(tenantId: string, kind: CatalogKind, name: string): Promise<boolean>;
+  /** The catalog, ordered by kind and name. */
+  listCatalog(tenantId: string, kind?: CatalogKind): Promise<CatalogEntry[]>;
+  /**
+   * Grants catalog entries to a subject (`sub`) or a group (`group:<name>`, an existing group). A value that is
+   * not in the catalog is `BAD_REQUEST`, and nothing is granted. Returns how many bindings are new.
+   */
+  grant(tenantId: string, subject: string, grants: DirectoryGrants): Promise<number>;
+  /** Removes bindings. Returns how many existed. */
+  revoke(tenantId: string, subject: string, grants: DirectoryGrants): Promise<number>;
+  /** Bindings of one subject, or of the whole tenant, ordered by subject, kind and value. */
+  listBindings(tenantId: string, subject?: string): Promise<Binding[]>;
+}
+
+/** Options of {@link createPostgresDirectory}. */
+export interface PostgresDirectoryOptions {
+  /** The tenant registry and router. */
+  readonly tenancy: Tenancy;
+  /**
+   * Longest time a cached catalog or binding set is used, ms. Changes reach every replica at once through
+   * notifications; this bounds staleness only when a notification is lost without the listener noticing.
+   * Default 30000.
+   */
+  readonly cacheTtlMs?: number;
+  /** Most (tenant, subject) binding sets cached. Default 10000. */
+  readonly maxSubjects?: number;
+  /** Most tenant catalogs cached. Default 1000. */
+  readonly maxTenants?: number;
+  /** Close the tenancy when the directory is closed. Default `false` (the caller closes it). */
+  readonly closeTenancy?: boolean;
+  /** Logger. Default: JSON lines on stderr. */
+  readonly logger?: Logger;
+  /** Clock (ms). Default `Date.now`. */
+  readonly clock?: Clock;
+}
+
+/** A {@link PrincipalDirectory} over the tenant databases, with its administration. */
+export interface PostgresDirectory extends PrincipalDirectory {
+  /** Catalog and binding administration. */
+  readonly admin: DirectoryAdmin;
+  /** Drops this process's cached entries of a tenant (all of them, or one subject's bindings). */
+  invalidate(tenantId: string, subject?: string): void;
+  /** Stops listening for changes (and closes the tenancy when `closeTenancy`). */
+  close(): Promise<void>;
+}
+
+const KIND_OF_FIELD = {
+  roles: 'role',
+  groups: 'group',
+  scopes: 'scope',
+  resources: 'resource',
+  permissions: 'permission',
+} as const satisfies Record<keyof DirectoryGrants, CatalogKind>;
+
+type Field = keyof typeof KIND_OF_FIELD;
+const FIELDS = Object.keys(KIND_OF_FIELD) as Field[];
+
+const GROUP_PREFIX = 'group:';
+// No whitespace, no control characters, 1..128 code points: the same rule as the catalog table's CHECK.
+const NAME_PATTERN = /^[^\s\p{Cc}]{1,128}$/u;
+const PERMISSION_PATTERN = /^[^:\s\p{Cc}]+:[^:\s\p{Cc}]+$/u;
+const SUBJECT_PATTERN = /^[^\p{Cc}]{1,255}$/u;
+
+type Catalog = ReadonlyMap<CatalogKind, ReadonlySet<string>>;
+type SubjectBindings = ReadonlyMap<CatalogKind, readonly string[]>;
+
+interface Cached<T> {
+  readonly value: T;
+  readonly expiresAt: number;
+}
+
+function isCatalogKind(kind: unknown): kind is CatalogKind {
+  return typeof kind === 'string' && (CATALOG_KINDS as readonly string[]).includes(kind);
+}
+
+function badRequest(message: string, tenantId: string, extra: Record<string, unknown> = {}): AuthSecError {
+  return new AuthSecError('BAD_REQUEST', message, { details: { tenant: tenantId, ...extra } });
+}
+
+function checkName(tenantId: string, kind: CatalogKind, name: unknown): string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw badRequest(
+      `Invalid ${kind} name ${JSON.stringify(String(name).slice(0, 60))} in tenant '${tenantId}': 1 to 128 characters, no spaces or control characters`,
+      tenantId,
+    );
+  }
+  if (kind === 'permission' && !PERMISSION_PATTERN.test(name)) {
+    throw badRequest(
+      `Invalid permission ${JSON.stringify(name)} in tenant '${tenantId}': resource:action expected`,
+      tenantId,
+    );
+  }
+  return name;
+}
+
+function checkSubject(tenantId: string, subject: unknown): string {
+  if (typeof subject !== 'string' || !SUBJECT_PATTERN.test(subject)) {
+    throw badRequest(
+      `Invalid subject in tenant '${tenantId}': 1 to 255 characters, no control characters`,
+      tenantId,
+    );
+  }
+  if (subject.startsWith(GROUP_PREFIX)) checkName(tenantId, 'group', subject.slice(GROUP_PREFIX.length));
+  return subject;
+}
+
+function checkKind(tenantId: string, kind: unknown): CatalogKind {
+  if (!isCatalogKind(kind)) {
+    throw badRequest(`Unknown catalog kind '${String(kind)}': ${CATALOG_KINDS.join(', ')}`, tenantId);
+  }
+  return kind;
+}
+
+/** Flattens grants into parallel (kind, value) arrays, validated and deduplicated. */
+function flattenGrants(
+  tenantId: string,
+  grants: DirectoryGrants,
+): { kinds: CatalogKind[]; values: string[] } {
+  if (typeof grants !== 'object' || grants === null) throw badRequest('Grants object required', tenantId);
+  for (const key of Object.keys(grants)) {
+    if (!(key in KIND_OF_FIELD)) throw badRequest(`Unknown grant field '${key}'`, tenantId);
+  }
+  const seen = new Set<string>();
+  const kinds: CatalogKind[] = [];
+  const values: string[] = [];
+  for (const field of FIELDS) {
+    const list = grants[field];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw badRequest(`${field}: a list of names is required`, tenantId);
+    const kind = KIND_OF_FIELD[field];
+    for (const value of list) {
+      checkName(tenantId, kind, value);
+      const key = `${kind}\u0000${value}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      kinds.push(kind);
+      values.push(value);
+    }
+  }
+  if (kinds.length === 0) throw badRequest('Nothing to grant or revoke: give at least one value', tenantId);
+  return { kinds, values };
+}
+
+function subjectKey(tenantId: string, subject: string): string {
+  return `${tenantId}\u0000${subject}`;
+}
+
+/**
+ * Creates the database-backed {@link PrincipalDirectory}. Give it to `createAuthSec({ directory })`: every
+ * authenticated principal then carries its effective claims, tokens of unknown or disabled tenants are refused
+ * (`TENANT_UNKNOWN`), and an unreachable database refuses the request (`SERVICE_UNAVAILABLE`), never grants.
+ */
+export function createPostgresDirectory(options: PostgresDirectoryOptions): PostgresDirectory {
+  if (typeof options !== 'object' || options === null || !options.tenancy) {
+    throw new TypeError('createPostgresDirectory: options.tenancy is required');
+  }
+  const { tenancy } = options;
+  const cacheTtlMs = options.cacheTtlMs ?? 30_000;
+  if (!Number.isFinite(cacheTtlMs) || cacheTtlMs < 0) {
+    throw new AuthSecError('CONFIG_INVALID', 'cacheTtlMs: a number >= 0 is required');
+  }
+  const maxSubjects = options.maxSubjects ?? 10_000;
+  const maxTenants = options.maxTenants ?? 1000;
+  for (const [name, value] of [
+    ['maxSubjects', maxSubjects],
+    ['maxTenants', maxTenants],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new AuthSecError('CONFIG_INVALID', `${name}: a positive integer is required`);
+    }
+  }
+  const logger = options.logger ?? createLogger();
+  const clock = options.clock ?? Date.now;
+
+  const catalogs = new LRUCache<string, Cached<Catalog>>({ max: maxTenants });
+  const bindings = new LRUCache<string, Cached<SubjectBindings>>({ max: maxSubjects });
+  // Bumped by every invalidation. A load that started before an invalidation does not store its (possibly
+  // stale) result, so a change that lands while a query is in flight is never undone by that query.
+  let version = 0;
+  let warnedGroupSubject = false;
+
+  const dropTenant = (tenantId: string) => {
+    catalogs.delete(tenantId);
+    const prefix = subjectKey(tenantId, '');
+    for (const key of [...bindings.keys()]) if (key.startsWith(prefix)) bindings.delete(key);
+  };
+
+  const invalidate = (tenantId: string, subject?: string) => {
+    version++;
+    if (subject === undefined) dropTenant(tenantId);
+    else bindings.delete(subjectKey(tenantId, subject));
+  };
+
+  const listeners = new Set<(change: DirectoryChange) => void>();
+  const announce = (change: DirectoryChange) => {
+    for (const listener of listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        logger.error('A directory change listener failed', { cause: String(error) });
+      }
+    }
+  };
+
+  const dropAll = () => {
+    version++;
+    catalogs.clear();
+    bindings.clear();
+    announce({ tenantId: null, subject: null });
+  };
+
+  const onChange = (change: TenantChange) => {
+    if (change.kind === 'binding' && change.subject !== null) invalidate(change.tenantId, change.subject);
+    else invalidate(change.tenantId);
+    announce({ tenantId: change.tenantId, subject: change.kind === 'binding' ? change.subject : null });
+  };
+  const unsubscribe = tenancy.subscribe(onChange, dropAll);
+
+  const loadCatalog = async (handle: TenantHandle): Promise<Catalog> => {
+    const tenantId = handle.tenant.id;
+    const hit = catalogs.get(tenantId);
+    const now = clock();
+    if (hit && hit.expiresAt > now) return hit.value;
+    const before = version;
+    const r = await handle.sql.query<{ kind: CatalogKind; name: string }>(
+      `SELECT kind, name FROM ${handle.schema}.catalog`,
+    );
+    const catalog = new Map<CatalogKind, Set<string>>(CATALOG_KINDS.map((k) => [k, new Set<string>()]));
+    for (const row of r.rows) catalog.get(row.kind)?.add(row.name);
+    if (before === version) catalogs.set(tenantId, { value: catalog, expiresAt: now + cacheTtlMs });
+    return catalog;
+  };
+
+  const loadBindings = async (
+    handle: TenantHandle,
+    subjects: readonly string[],
+  ): Promise<SubjectBindings[]> => {
+    const tenantId = handle.tenant.id;
+    const now = clock();
+    const out = new Map<string, SubjectBindings>();
+    const missing: string[] = [];
+    for (const subject of subjects) {
+      const hit = bindings.get(subjectKey(tenantId, subject));
+      if (hit && hit.expiresAt > now) out.set(subject, hit.value);
+      else missing.push(subject);
+    }
+    if (missing.length > 0) {
+      const before = version;
+      const r = await handle.sql.query<{ subject: string; kind: CatalogKind; value: string }>(
+        `SELECT subject, kind, value FROM ${handle.schema}.bindings WHERE subject = ANY($1::text[])
+         ORDER BY subject, kind, created_at, value`,
+        [missing],
+      );
+      const loaded = new Map<string, Map<CatalogKind, string[]>>(missing.map((s) => [s, new Map()]));
+      for (const row of r.rows) {
+        const byKind = loaded.get(row.subject);
+        if (!byKind) continue;
+        const list = byKind.get(row.kind) ?? [];
+        list.push(row.value);
+        byKind.set(row.kind, list);
+      }
+      for (const [subject, value] of loaded) {
+        out.set(subject, value);
+        if (before === version)
+          bindings.set(subjectKey(tenantId, subject), { value, expiresAt: now + cacheTtlMs });
+      }
+    }
+    return subjects.map((s) => out.get(s) ?? new Map());
+  };
+
+  const memo = new WeakMap<Principal, { value: Principal; version: number; expiresAt: number }>();
+  const memoTtlMs = Math.min(1000, cacheTtlMs);
+
+  const effective = async (principal: Principal): Promise<Principal> => {
+    const handle = await tenancy.handle(principal.tenantId);
+    const catalog = await loadCatalog(handle);
+    const sets = new Map<CatalogKind, Set<string>>();
+    for (const field of FIELDS) {
+      const kind = KIND_OF_FIELD[field];
+      const known = catalog.get(kind) ?? new Set<string>();
+      const claimed = Array.isArray(principal[field]) ? principal[field] : [];
+      sets.set(kind, new Set(claimed.filter((v) => typeof v === 'string' && known.has(v))));
+    }
+    const groups = sets.get('group') as Set<string>;
+    const add = (b: SubjectBindings) => {
+      for (const [kind, values] of b) for (const v of values) sets.get(kind)?.add(v);
+    };
+
+    // A subject spelled like a group binding could otherwise inherit that group's grants.
+    const ownSubject = !principal.subject.startsWith(GROUP_PREFIX);
+    if (!ownSubject && !warnedGroupSubject) {
+      warnedGroupSubject = true;
+      logger.warn('A token subject starts with "group:": it receives no subject bindings', {
+        tenant: principal.tenantId,
+      });
+    }
+    const visited = new Set<string>();
+    let pending = [
+      ...(ownSubject ? [principal.subject] : []),
+      ...[...groups].map((g) => `${GROUP_PREFIX}${g}`),
+    ];
+    while (pending.length > 0) {
+      for (const s of pending) visited.add(s);
+      const loaded = await loadBindings(handle, pending);
+      for (const b of loaded) add(b);
+      pending = [...groups].map((g) => `${GROUP_PREFIX}${g}`).filter((s) => !visited.has(s));
+    }
+
+    const list = (kind: CatalogKind) => Object.freeze([...(sets.get(kind) ?? [])]);
+    return Object.freeze({
+      ...principal,
+      roles: list('role'),
+      groups: list('group'),
+      scopes: list('scope'),
+      resources: list('resource'),
+      permissions: list('permission'),
+    });
+  };
+
+  const failure = (error: unknown, tenantId: string): AuthSecError => {
+    const err = isAuthSecError(error) ? error : toDatabaseError(error, `database of tenant '${tenantId}'`);
+    if (err.code === 'SERVICE_UNAVAILABLE') dropAll();
+    return err;
+  };
+
+  const adminHandle = async (tenantId: string): Promise<TenantHandle> => {
+    if (typeof tenantId !== 'string') throw new TypeError('tenantId must be a string');
+    return tenancy.handle(tenantId, { allowDisabled: true });
+  };
+
+  // Applied here at once, announced to every other replica (and to this one again, harmlessly).
+  const changed = async (tenantId: string, subject: string | null, kind: 'catalog' | 'binding') => {
+    invalidate(tenantId, subject ?? undefined);
+    try {
+      await tenancy.publish({ tenantId, subject, kind });
+    } catch (error) {
+      throw new AuthSecError(
+        'SERVICE_UNAVAILABLE',
+        `The change to tenant '${tenantId}' was saved, but other replicas could not be notified: they apply it when their cache entries expire`,
+        { cause: error, details: { tenant: tenantId, committed: true } },
+      );
+    }
+  };
+
+  const run = async <T>(tenantId: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (error) {
+      throw failure(error, tenantId);
+    }
+  };
+
+  const admin: DirectoryAdmin = {
+    addCatalog: (tenantId, kind, name) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        checkKind(tenantId, kind);
+        checkName(tenantId, kind, name);
+        const r = await h.sql.query(
+          `INSERT INTO ${h.schema}.catalog (kind, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+          [kind, name],
+        );
+        if (r.rowCount > 0) await changed(tenantId, null, 'catalog');
+        return r.rowCount > 0;
+      }),
+
+    removeCatalog: (tenantId, kind, name) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        checkKind(tenantId, kind);
+        checkName(tenantId, kind, name);
+        const removed = await h.sql.transaction(async (tx) => {
+          const r = await tx.query(`DELETE FROM ${h.schema}.catalog WHERE kind = $1 AND name = $2`, [
+            kind,
+            name,
+          ]);
+          if (kind === 'group') {
+            await tx.query(`DELETE FROM ${h.schema}.bindings WHERE subject = $1`, [`${GROUP_PREFIX}${name}`]);
+          }
+          return r.rowCount > 0;
+        });
+        if (removed) await changed(tenantId, null, 'catalog');
+        return removed;
+      }),
+
+    listCatalog: (tenantId, kind) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        if (kind !== undefined) checkKind(tenantId, kind);
+        const r = await h.sql.query<{ kind: CatalogKind; name: string; created_at: Date | string }>(
+          `SELECT kind, name, created_at FROM ${h.schema}.catalog WHERE ($1::text IS NULL OR kind = $1)
+           ORDER BY kind, name`,
+          [kind ?? null],
+        );
+        return r.rows.map((row) =>
+          Object.freeze({ kind: row.kind, name: row.name, createdAt: new Date(row.created_at) }),
+        );
+      }),
+
+    grant: (tenantId, subject, grants) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        checkSubject(tenantId, subject);
+        const { kinds, values } = flattenGrants(tenantId, grants);
+        const needKinds = [...kinds];
+        const needValues = [...values];
+        if (subject.startsWith(GROUP_PREFIX)) {
+          needKinds.push('group');
+          needValues.push(subject.slice(GROUP_PREFIX.length));
+        }
+        const added = await h.sql.transaction(async (tx) => {
+          // Lock the catalog rows so that a concurrent removal cannot slip between this check and the insert.
+          const found = await tx.query<{ kind: string; name: string }>(
+            `SELECT c.kind, c.name FROM ${h.schema}.catalog c
+             JOIN unnest($1::text[], $2::text[]) AS x(kind, name) ON c.kind = x.kind AND c.name = x.name
+             FOR KEY SHARE OF c`,
+            [needKinds, needValues],
+          );
+          const present = new Set(found.rows.map((r) => `${r.kind}\u0000${r.name}`));
+          const missing = needKinds
+            .map((k, i) => `${k}\u0000${needValues[i]}`)
+            .filter((key) => !present.has(key))
+            .map((key) => key.replace('\u0000', ' '));
+          if (missing.length > 0) {
+            throw badRequest(`Not in the catalog of tenant '${tenantId}': ${missing.join(', ')}`, tenantId, {
+              missing,
+            });
+          }
+          const r = await tx.query(
+            `INSERT INTO ${h.schema}.bindings (subject, kind, value)
+             SELECT $1, x.kind, x.value FROM unnest($2::text[], $3::text[]) AS x(kind, value)
+             ON CONFLICT DO NOTHING`,
+            [subject, kinds, values],
+          );
+          return r.rowCount;
+        });
+        if (added > 0) await changed(tenantId, subject, 'binding');
+        return added;
+      }),
+
+    revoke: (tenantId, subject, grants) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        checkSubject(tenantId, subject);
+        const { kinds, values } = flattenGrants(tenantId, grants);
+        const r = await h.sql.query(
+          `DELETE FROM ${h.schema}.bindings b USING unnest($2::text[], $3::text[]) AS x(kind, value)
+           WHERE b.subject = $1 AND b.kind = x.kind AND b.value = x.value`,
+          [subject, kinds, values],
+        );
+        if (r.rowCount > 0) await changed(tenantId, subject, 'binding');
+        return r.rowCount;
+      }),
+
+    listBindings: (tenantId, subject) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        if (subject !== undefined) checkSubject(tenantId, subject);
+        const r = await h.sql.query<{
+          subject: string;
+          kind: CatalogKind;
+          value: string;
+          created_at: Date | string;
+        }>(
+          `SELECT subject, kind, value, created_at FROM ${h.schema}.bindings WHERE ($1::text IS NULL OR subject = $1)
+           ORDER BY subject, kind, value`,
+          [subject ?? null],
+        );
+        return r.rows.map((row) =>
+          Object.freeze({
+            subject: row.subject,
+            kind: row.kind,
+            value: row.value,
+            createdAt: new Date(row.created_at),
+          }),
+        );
+      }),
+  };
+
+  let closed = false;
+  return {
+    admin,
+    invalidate,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    async resolve(principal) {
+      if (typeof principal !== 'object' || principal === null)
+        throw new TypeError('resolve: principal required');
+      if (closed) throw new AuthSecError('SERVICE_UNAVAILABLE', 'The directory is closed');
+      // The verified-token cache hands back the same frozen principal for a repeated token, so its effective
+      // form can be reused until anything changes (version) and at most for a second, the same bound as the
+      // tenant registry cache: a disabled tenant is still noticed as fast as without this memo.
+      const now = clock();
+      const hit = memo.get(principal);
+      if (hit !== undefined && hit.version === version && hit.expiresAt > now) return hit.value;
+      const before = version;
+      try {
+        const value = await effective(principal);
+        if (before === version && Object.isFrozen(principal)) {
+          memo.set(principal, { value, version: before, expiresAt: now + memoTtlMs });
+        }
+        return value;
+      } catch (error) {
+        throw failure(error, String(principal.tenantId));
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      unsubscribe();
+      listeners.clear();
+      dropAll();
+      if (options.closeTenancy) await tenancy.close();
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MasterKeyRing } from '../env.js';
+import type { SessionStore } from '../sessions.js';
+import type { Clock, Logger } from '../types.js';
+import { createPostgresAuditSink, type PostgresAuditSink } from './audit-store.js';
+import { createPostgresDirectory, type PostgresDirectory } from './directory.js';
+import { createPostgresSessionStore } from './sessions.js';
+import { openDatabase, type SqlClient } from './sql.js';
+import { createTenancy, type Tenancy } from './tenancy.js';
+
+/** Options of {@link openStorage}. */
+export interface OpenStorageOptions {
+  /** PostgreSQL URL (`AUTHSEC_DATABASE_URL`). Absent: embedded PGlite in `<dataDir>/pglite`. */
+  readonly databaseUrl?: string | undefined;
+  /** Data folder for the embedded database. Required without `databaseUrl`. */
+  readonly dataDir?: string | undefined;
+  /** Key ring for sessions and the audit chain. */
+  readonly masterKey: MasterKeyRing;
+  /** Apply pending migrations at open. Default `true`. */
+  readonly migrate?: boolean;
+  /** Prefix of tenant database names (database placement). Default `'tenant_'`. */
+  readonly databasePrefix?: string;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+}
+
+/** Everything AuthSec keeps in PostgreSQL, opened together. */
+export interface Storage {
+  /** The master database. */
+  readonly sql: SqlClient;
+  readonly tenancy: Tenancy;
+  /** Database-backed claim validation; pass it as the engine's `directory`. */
+  readonly directory: PostgresDirectory;
+  /** Login sessions (master database). */
+  readonly sessions: SessionStore;
+  /** Tamper-evident per-tenant audit log; pass it among the engine's audit sinks. */
+  readonly audit: PostgresAuditSink;
+  /** Flushes the audit log and closes everything, database last. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the master database (PostgreSQL, or embedded PGlite), migrates it and every tenant, and builds the
+ * tenancy, directory, session store and audit sink over it.
+ */
+export async function openStorage(options: OpenStorageOptions): Promise<Storage> {
+  let dataDir: string | undefined;
+  if (!options.databaseUrl) {
+    if (!options.dataDir) throw new TypeError('openStorage: dataDir is required without databaseUrl');
+    dataDir = join(options.dataDir, 'pglite');
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  }
+  const sql = await openDatabase({
+    connectionString: options.databaseUrl,
+    dataDir,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  const common = {
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  };
+  let tenancy: Tenancy | undefined;
+  try {
+    tenancy = await createTenancy({
+      master: sql,
+      ...(options.databaseUrl ? { connectionString: options.databaseUrl } : {}),
+      ...(options.databasePrefix ? { databasePrefix: options.databasePrefix } : {}),
+      ...common,
+    });
+    if (options.migrate !== false) await tenancy.migrate();
+    const directory = createPostgresDirectory({ tenancy, ...common });
+    const sessions = createPostgresSessionStore({ sql, masterKey: options.masterKey, ...common });
+    const opened = tenancy;
+    const audit = createPostgresAuditSink({
+      resolve: (tenantId) => opened.handle(tenantId, { allowDisabled: true }),
+      masterKey: options.masterKey,
+      ...common,
+    });
+    let closed = false;
+    return {
+      sql,
+      tenancy,
+      directory,
+      sessions,
+      audit,
+      async close() {
+        if (closed) return;
+        closed = true;
+        const results = await Promise.allSettled([audit.close(), sessions.close(), directory.close()]);
+        await opened.close();
+        await sql.close();
+        const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failure) throw failure.reason;
+      },
+    };
+  } catch (error) {
+    await tenancy?.close().catch(() => {});
+    await sql.close().catch(() => {});
+    throw error;
+  }
+}

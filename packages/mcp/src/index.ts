@@ -1,0 +1,49 @@
+/**
+ * @authsec/mcp: AuthSec for the raw MCP TypeScript SDK (v1). Wrap each tool with `protect()`, serve them with
+ * `runMcpServerWithOAuth()` (or `createAuthSecServer()` plus a transport): tools are hidden until the caller
+ * may use them, every call is authorized again, and handlers get the caller's identity.
+ *
+ * @packageDocumentation
+ */
+
+export {
+  createMcpHttpHandler,
+  isLoopbackHost,
+  type McpHttpHandler,
+  type McpHttpHandlerOptions,
+  type RunningHttpServer,
+  type StartHttpServerOptions,
+  startHttpServer,
+} from './http.js';
+export { type ArgsOf, type ToolInputSchema, USER_INFO_KEY, type ZodInputSchema } from './input-schema.js';
+export {
+  type ProtectOptions,
+  type PublicToolOptions,
+  protect,
+  protectedByAuthSec,
+  publicTool,
+  type ToolOptions,
+} from './protect.js';
+export { ERROR_META_KEY, errorResult, normalizeToolResult } from './result.js';
+export { type RunMcpServerOptions, type RunningMcpServer, runMcpServerWithOAuth } from './run.js';
+export {
+  type AuthSecMcpServer,
+  type AuthSecServerOptions,
+  createAuthSecServer,
+  PRINCIPAL_AUTH_KEY,
+} from './server.js';
+export type {
+  AuthSecTool,
+  JsonSchemaObject,
+  LoginProvider,
+  PublicToolContext,
+  PublicToolHandler,
+  ToolArguments,
+  ToolContent,
+  ToolContext,
+  ToolHandler,
+  ToolResult,
+  ToolReturn,
+  UserInfo,
+} from './types.js';
+export { toUserInfo } from './user-info.js';
