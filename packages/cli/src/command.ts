@@ -1,5 +1,6 @@
-import type { MasterKeyRing } from '@authsec/core';
+import type { AuditAction, MasterKeyRing, SecretBackend } from '@authsec/core';
 import type { Storage, TenantRecord } from '@authsec/core/postgres';
+import type { TOO_LARGE } from './input.js';
 import type { Output } from './output.js';
 
 /**
@@ -47,6 +48,12 @@ export interface CommandSpec {
   readonly flags?: Readonly<Record<string, FlagSpec>>;
   /** More help text, printed under the usage line. */
   readonly details?: readonly string[];
+  /**
+   * Set for commands that read a secret value from stdin: an unexpected argument may be that value typed in
+   * the wrong place, so it is never repeated in the message, and this reminder (e.g. "values are read from
+   * stdin or --from-file") is added to unknown-flag and unexpected-argument errors.
+   */
+  readonly secretInput?: string;
   /** Does the work. Returns the exit code (`undefined` = 0); throws for failures. */
   run(ctx: CommandContext): Promise<number | undefined>;
 }
@@ -66,8 +73,10 @@ export function isGroup(entry: CommandEntry): entry is CommandGroup {
   return 'commands' in entry;
 }
 
-/** What one admin change records in the tenant's audit log. */
+/** What one admin change (or one revealing read) records in the tenant's audit log. */
 export interface AdminChange {
+  /** Default `admin.change`; `service.read` for `service get --reveal`. */
+  readonly action?: Extract<AuditAction, 'admin.change' | 'service.read'>;
   /** The tenant concerned. */
   readonly tenantId: string;
   /** What was done, e.g. `role add admin`: names only, never a secret value. */
@@ -106,4 +115,18 @@ export interface CommandContext {
   requireTenant(tenantId: string): Promise<TenantRecord>;
   /** Records a successful admin change in the tenant's audit log and waits until it is written. */
   recordChange(change: AdminChange): Promise<void>;
+  /**
+   * The service-credential store, opened on first call (same instance afterwards) and closed by the runner:
+   * HashiCorp Vault when `AUTHSEC_VAULT_ADDR` is set, otherwise the encrypted store in the tenant databases.
+   */
+  secrets(): Promise<SecretBackend>;
+  /** Where {@link CommandContext.secrets} keeps values, for messages: `Vault` or `the encrypted PostgreSQL store`. */
+  secretsWhere(): string;
+  /** True when stdin is a terminal (a person typing). */
+  readonly stdinIsTTY: boolean;
+  /**
+   * Reads stdin to its end: its bytes, `TOO_LARGE` past `maxBytes` (the rest unread), or `undefined` when the
+   * command has no stdin. Ctrl-C while waiting interrupts the command (exit 130).
+   */
+  readStdin(maxBytes: number): Promise<Buffer | typeof TOO_LARGE | undefined>;
 }

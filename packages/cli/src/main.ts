@@ -9,24 +9,28 @@ import {
   type Logger,
   type MasterKeyRing,
   resolveMasterKey,
+  type SecretBackend,
   toAuthSecError,
 } from '@authsec/core';
-import { createPgClient, openStorage, type Storage } from '@authsec/core/postgres';
+import {
+  createPgClient,
+  createPostgresSecretBackend,
+  openStorage,
+  type Storage,
+} from '@authsec/core/postgres';
 import type { AdminChange, CommandContext, CommandEntry } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { CommandFailure, EXIT, Interrupted, UsageError } from './errors.js';
 import { commandHelp, groupHelp, topHelp } from './help.js';
+import { type InputStream, readAll } from './input.js';
 import { cliLogLevel, createCliLogger } from './logger.js';
 import { createOutput, type TextSink } from './output.js';
 import { type Invocation, parseInvocation } from './parse.js';
 
-/** A readable stream whose end means "stop" for `audit tail --follow` (normally `process.stdin`). */
-export interface StopStream {
-  on(event: 'end' | 'close', listener: () => void): unknown;
-  removeListener(event: 'end' | 'close', listener: () => void): unknown;
-  resume?(): unknown;
-  pause?(): unknown;
-}
+export type { InputStream } from './input.js';
+
+/** @deprecated Use {@link InputStream}: the command's stdin, which `service set|rotate` also read. */
+export type StopStream = InputStream;
 
 /** What {@link run} reads and writes instead of the process's own streams, so tests can run it in-process. */
 export interface CliIo {
@@ -36,8 +40,11 @@ export interface CliIo {
   readonly stderr: TextSink;
   /** The environment (`AUTHSEC_*`, `NODE_ENV`, `HOME`, ...). */
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** Its end stops `audit tail --follow`. Default: not watched. */
-  readonly stdin?: StopStream;
+  /**
+   * Standard input: `service set|rotate` read the secret value from it, and its end stops `audit tail
+   * --follow`. Default: none (no value can be read; `audit tail --follow` runs until the signal aborts).
+   */
+  readonly stdin?: InputStream;
   /** Aborting it stops `audit tail --follow` (exit 0) and interrupts any other command (exit 130). */
   readonly signal?: AbortSignal;
 }
@@ -202,6 +209,37 @@ async function execute(
       logger,
     });
   };
+  let secrets: Promise<SecretBackend> | undefined;
+  const openSecrets = async (): Promise<SecretBackend> => {
+    const vault = readConfig().vault;
+    if (vault) {
+      // Loaded only when used: the Vault client is an optional part of core.
+      const { createVaultSecretBackend } = await import('@authsec/core/vault');
+      const explain = (error: unknown) => vaultFailure(error, vault.addr);
+      const backend = await Promise.resolve(
+        createVaultSecretBackend({
+          addr: vault.addr,
+          mount: vault.mount,
+          ...(vault.token ? { token: vault.token } : {}),
+          ...(vault.roleId ? { roleId: vault.roleId } : {}),
+          ...(vault.secretId ? { secretId: vault.secretId } : {}),
+          ...(vault.namespace ? { namespace: vault.namespace } : {}),
+        }),
+      ).catch(explain);
+      return {
+        kind: backend.kind,
+        write: (tenantId, input) => backend.write(tenantId, input).catch(explain),
+        read: (tenantId, name, options) => backend.read(tenantId, name, options).catch(explain),
+        list: (tenantId) => backend.list(tenantId).catch(explain),
+        rotate: (tenantId, name, credentials, options) =>
+          backend.rotate(tenantId, name, credentials, options).catch(explain),
+        delete: (tenantId, name) => backend.delete(tenantId, name).catch(explain),
+        close: () => backend.close(),
+      };
+    }
+    const s = await ctx.storage();
+    return createPostgresSecretBackend({ tenancy: s.tenancy, masterKey: await masterKey() });
+  };
   const user = `cli:${osUser(io.env)}`;
   // A command that claims the stop signal (audit tail --follow) ends normally when it fires; any other is
   // interrupted.
@@ -236,6 +274,16 @@ async function execute(
       return storage;
     },
     masterKey,
+    secrets() {
+      secrets ??= openSecrets();
+      return secrets;
+    },
+    secretsWhere: () => (readConfig().vault ? 'Vault' : 'the encrypted PostgreSQL store'),
+    stdinIsTTY: io.stdin?.isTTY === true,
+    async readStdin(maxBytes) {
+      if (!io.stdin) return undefined;
+      return readAll(io.stdin, maxBytes, controller.signal);
+    },
     async requireTenant(tenantId) {
       const s = await ctx.storage();
       const record = await s.tenancy.get(tenantId);
@@ -246,7 +294,7 @@ async function execute(
       const s = await ctx.storage();
       const event: AuditEvent = {
         time: new Date().toISOString(),
-        action: 'admin.change',
+        action: change.action ?? 'admin.change',
         decision: 'allow',
         subject: user,
         tenantId: change.tenantId,
@@ -264,7 +312,9 @@ async function execute(
         const why = describeFailure(error, io.env).message;
         throw new CommandFailure(
           'AUDIT_FAILED',
-          `the change to tenant '${change.tenantId}' was made, but its audit event could not be written: ${why}`,
+          change.action === 'service.read'
+            ? `nothing was shown: the audit event of this read in tenant '${change.tenantId}' could not be written: ${why}`
+            : `the change to tenant '${change.tenantId}' was made, but its audit event could not be written: ${why}`,
         );
       }
     },
@@ -281,9 +331,12 @@ async function execute(
     stopWatching?.();
     io.signal?.removeEventListener('abort', onOuterAbort);
   }
-  if (storage) {
+  // The secret store may sit on the storage's tenancy: close it first.
+  const resources: (Promise<{ close(): Promise<void> }> | undefined)[] = [secrets, storage];
+  for (const resource of resources) {
+    if (!resource) continue;
     try {
-      const opened = await storage.catch(() => undefined);
+      const opened = await resource.catch(() => undefined);
       await opened?.close();
     } catch (error) {
       if (exit === EXIT.ok) {
@@ -294,6 +347,22 @@ async function execute(
     }
   }
   return exit;
+}
+
+/**
+ * Vault being down, sealed or refusing is reported with the variables to check (the runner's own hint for
+ * SERVICE_UNAVAILABLE names the database).
+ */
+function vaultFailure(error: unknown, addr: string): never {
+  if (isAuthSecError(error) && error.code === 'SERVICE_UNAVAILABLE') {
+    const cause = causeText(error.cause);
+    const detail = cause && !error.message.includes(cause) ? ` (${cause})` : '';
+    throw new CommandFailure(
+      'SERVICE_UNAVAILABLE',
+      `${error.message}${detail}; check AUTHSEC_VAULT_ADDR (${addr}), the Vault credentials, and that Vault is running and unsealed`,
+    );
+  }
+  throw error;
 }
 
 /** Aborts `controller` when `io.stdin` ends or closes; returns a function that stops watching. */

@@ -20,6 +20,14 @@ export interface Output {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 
+/** True when `text` holds a control character (C0, DEL, C1, or a Unicode line or paragraph separator). */
+export function hasControlCharacters(text: string): boolean {
+  CONTROL.lastIndex = 0;
+  const found = CONTROL.test(text);
+  CONTROL.lastIndex = 0;
+  return found;
+}
+
 /** `text` with every control character shown as `\uXXXX`. */
 export function visible(text: string): string {
   return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { isValidTenantId } from '@authsec/core';
 import { type CommandEntry, type CommandGroup, type CommandSpec, type FlagSpec, isGroup } from './command.js';
 import { UsageError } from './errors.js';
-import { didYouMean } from './suggest.js';
+import { didYouMean, nearest } from './suggest.js';
 
 /** Flags every command takes. */
 export const COMMON_FLAGS: Readonly<Record<string, FlagSpec>> = Object.freeze({
@@ -161,7 +161,7 @@ export function parseInvocation(argv: readonly string[], table: readonly Command
   try {
     parsed = parseArgs({ args: argv.slice(i), options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw parseError(error, name, Object.keys(flagSpecs));
+    throw parseError(error, name, Object.keys(flagSpecs), spec.secretInput);
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const json = values.json === true;
@@ -176,7 +176,11 @@ export function parseInvocation(argv: readonly string[], table: readonly Command
     args[arg.name] = arg.tenant ? checkTenantId(value, `<${arg.name}>`, name) : value;
   }
   const extra = positionals[declared.length];
-  if (extra !== undefined) throw new UsageError(`unexpected argument ${quoted(extra)}`, name);
+  if (extra !== undefined) {
+    // It may be a secret typed in the wrong place: do not repeat it.
+    if (spec.secretInput) throw new UsageError(`unexpected argument; ${spec.secretInput}`, name);
+    throw new UsageError(`unexpected argument ${quoted(extra)}`, name);
+  }
 
   for (const [flag, f] of Object.entries(spec.flags ?? {})) {
     const value = values[flag];
@@ -198,14 +202,23 @@ export function parseInvocation(argv: readonly string[], table: readonly Command
   return { kind: 'command', name, spec, args, flags: values, json };
 }
 
-function parseError(error: unknown, command: string, known: readonly string[]): UsageError {
+function parseError(
+  error: unknown,
+  command: string,
+  known: readonly string[],
+  secretInput: string | undefined,
+): UsageError {
   const code = (error as { code?: unknown }).code;
   const message = error instanceof Error ? error.message : String(error);
   const flag = flagName(message);
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
       const bare = flag?.replace(/^-+/, '').split('=')[0] ?? '';
-      const hint = didYouMean(bare, known, (s) => `--${s}`);
+      // For a command that reads a secret from stdin, an unknown flag is most likely an attempt to pass it.
+      const hint =
+        secretInput && nearest(bare, known) === undefined
+          ? `; ${secretInput}`
+          : didYouMean(bare, known, (s) => `--${s}`);
       return new UsageError(`unknown flag ${flag ?? message} for '${command}'${hint}`, command);
     }
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {

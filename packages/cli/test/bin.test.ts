@@ -65,6 +65,21 @@ describe('the built authsec binary', () => {
     expect(JSON.parse(listed.stdout)).toMatchObject({ tenants: [{ id: 'acme' }] });
   });
 
+  it('service set reads the value from a piped stdin, and the process exits', async () => {
+    const value = `bin-${randomBytes(12).toString('hex')}`;
+    const set = start(['service', 'set', 'GitHub API Integration', '--tenant', 'acme'], env);
+    set.child.stdin?.end(`${value}\n`);
+    const stored = await set.done;
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(stored.stdout + stored.stderr).not.toContain(value);
+    const got = await exec(
+      ['service', 'get', 'GitHub API Integration', '--tenant', 'acme', '--reveal', '--json'],
+      env,
+    );
+    expect(got.code, got.stderr).toBe(0);
+    expect(JSON.parse(got.stdout)).toMatchObject({ credentials: { access_token: value } });
+  });
+
   it('audit tail --follow stops, exit 0, when its standard input closes', async () => {
     const follow = start(['audit', 'tail', '--tenant', 'acme', '--follow'], env);
     await expect.poll(follow.stdout, { timeout: 15_000 }).toContain('tenant create acme');

@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { createPGliteClient, createPgClient, type SqlClient } from '@authsec/core/postgres';
-import { type CliIo, run, type StopStream } from '../src/main.js';
+import { type CliIo, type InputStream, run } from '../src/main.js';
 
 /** The PostgreSQL server URL, or undefined (then the PostgreSQL variants are not registered). */
 export const PG_URL = process.env.PG_URL || undefined;
@@ -42,7 +43,7 @@ export function collector(): { write(chunk: string): boolean; readonly text: str
 export async function cli(
   args: readonly string[],
   env: Readonly<Record<string, string>>,
-  extra: { signal?: AbortSignal; stdin?: StopStream; stdout?: ReturnType<typeof collector> } = {},
+  extra: { signal?: AbortSignal; stdin?: InputStream; stdout?: ReturnType<typeof collector> } = {},
 ): Promise<CliResult> {
   const stdout = extra.stdout ?? collector();
   const stderr = collector();
@@ -55,6 +56,11 @@ export async function cli(
   };
   const code = await run(args, io);
   return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** A stdin that yields `text` (as bytes), then ends. */
+export function input(text: string | Buffer): InputStream {
+  return Readable.from([typeof text === 'string' ? Buffer.from(text, 'utf8') : text]);
 }
 
 /** Parses a `--json` result's stdout: exactly one JSON document. */

@@ -35,6 +35,7 @@ export const AUTHSEC_ENV_VARIABLES = {
   AUTHSEC_TOKEN_TYPE: 'Required JWT typ header, e.g. at+jwt. Default: not checked.',
   AUTHSEC_CLOCK_TOLERANCE: 'Clock skew allowed, seconds (0-300). Default 30.',
   AUTHSEC_LOG_LEVEL: 'debug, info, warn, error or silent. Default info.',
+  AUTHSEC_DEV_IDP_PORT: 'Port of the embedded development IdP (no AUTHSEC_ISSUER). Default 4780.',
 } as const;
 
 /** A name of the contract. */
@@ -84,6 +85,8 @@ export interface AuthSecEnvOptions {
   readonly rememberLogin: boolean;
   readonly seed: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Port of the embedded development IdP. Default 4780. */
+  readonly devIdpPort: number;
   /** `PORT`, when set. */
   readonly port: number | undefined;
   /** `HOST`. Default `127.0.0.1`. */
@@ -280,6 +283,14 @@ export function authSecOptionsFromEnv(
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     fail(`AUTHSEC_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
   }
+  const devPortValue = read('AUTHSEC_DEV_IDP_PORT');
+  let devIdpPort = 4780;
+  if (devPortValue !== undefined) {
+    devIdpPort = Number(devPortValue);
+    if (!Number.isInteger(devIdpPort) || devIdpPort < 0 || devIdpPort > 65535) {
+      fail(`AUTHSEC_DEV_IDP_PORT: expected 0-65535, got '${devPortValue}'`);
+    }
+  }
   const portValue = env.PORT;
   let port: number | undefined;
   if (portValue !== undefined && portValue !== '') {
@@ -316,6 +327,7 @@ export function authSecOptionsFromEnv(
     rememberLogin: parseBoolean('AUTHSEC_REMEMBER_LOGIN', read('AUTHSEC_REMEMBER_LOGIN'), true),
     seed: parseBoolean('AUTHSEC_SEED', read('AUTHSEC_SEED'), true),
     logLevel: logLevel as AuthSecEnvOptions['logLevel'],
+    devIdpPort,
     port,
     host: env.HOST?.trim() || '127.0.0.1',
   };

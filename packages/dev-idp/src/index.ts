@@ -1,3 +1,4 @@
+export { approveDevice, formOf, ScriptedBrowser, signIn } from './browser.js';
 export { DevIdpError, type DevIdpErrorCode, isDevIdpError } from './errors.js';
 export { escapeHtml } from './html.js';
 export { generateSigningKeys, type PrivateJwks } from './keys.js';

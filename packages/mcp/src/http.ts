@@ -51,6 +51,11 @@ export interface McpHttpHandlerOptions {
   readonly maxBodyBytes?: number;
   /** A session unused for this long is closed (clients reinitialize on the 404 that follows). Default 30 min. */
   readonly sessionIdleTimeoutMs?: number;
+  /**
+   * Answers requests for other paths (for example the login's OAuth callback route). Not authenticated by this
+   * handler. Default: 404.
+   */
+  readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 /** A `node:http` request listener serving MCP and the protected resource metadata. */
@@ -323,7 +328,10 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (path === pathMetadata || path === METADATA_PREFIX) return serveMetadata(req, res);
-    if (path !== mcpPath) return send(res, 404, { error: 'not_found' });
+    if (path !== mcpPath) {
+      if (options.fallback) return options.fallback(req, res);
+      return send(res, 404, { error: 'not_found' });
+    }
     const origin = req.headers.origin;
     if (origin !== undefined && !allowedOrigins.has(origin)) {
       return sendRpcError(res, 403, -32000, 'Forbidden: Origin not allowed');

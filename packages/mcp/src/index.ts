@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 
+export { type Defaults, type DefaultsOptions, defaultStdioAudience, openDefaults } from './defaults.js';
 export {
   createMcpHttpHandler,
   isLoopbackHost,
@@ -16,6 +17,12 @@ export {
   startHttpServer,
 } from './http.js';
 export { type ArgsOf, type ToolInputSchema, USER_INFO_KEY, type ZodInputSchema } from './input-schema.js';
+export {
+  createToolLogin,
+  type ToolLoginCallbackOptions,
+  type ToolLoginOptions,
+  type ToolLoginRememberOptions,
+} from './login/index.js';
 export {
   type ProtectOptions,
   type PublicToolOptions,

@@ -13,6 +13,7 @@ import {
   type ServiceAccess,
 } from '@authsec/core';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { openDefaults } from './defaults.js';
 import { type RunningHttpServer, startHttpServer } from './http.js';
 import { type AuthSecMcpServer, createAuthSecServer } from './server.js';
 import type { AuthSecTool, LoginProvider } from './types.js';
@@ -190,13 +191,33 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
     transport === 'http' && configuredResource === undefined && port !== 0
       ? `http://${host.includes(':') ? `[${host}]` : host}:${port}/mcp`
       : configuredResource;
-  const { authsec, issuers, directory } = resolveEngine(options, env, resourceUrl);
+  // Without an engine of the caller's, everything comes from the environment: storage, database-backed
+  // validation, the tool-based login and, in development only, the embedded IdP and database.
+  const defaults =
+    options.authsec === undefined
+      ? await openDefaults({
+          appName: options.appName,
+          tools: options.tools,
+          env,
+          rawEnv: options.env ?? process.env,
+          transport,
+          resourceUrl,
+          host,
+          clientId: options.clientId ?? env.clientId,
+          clientSecret: options.clientSecret ?? env.clientSecret,
+          login:
+            options.login === undefined && (transport === 'stdio' || options.allowToolLoginOverHttp === true),
+        })
+      : undefined;
+  const { authsec, issuers, directory } = defaults
+    ? { authsec: defaults.authsec, issuers: defaults.issuers, directory: defaults.storage.directory }
+    : resolveEngine(options, env, resourceUrl);
   const logger = authsec.logger;
 
   let login: LoginProvider | undefined;
   let server: AuthSecMcpServer;
   try {
-    login = resolveLogin(options, authsec);
+    login = defaults ? (defaults.login ?? resolveLogin(options, authsec)) : resolveLogin(options, authsec);
     if (transport === 'http' && login && !options.allowToolLoginOverHttp) {
       logger.info('The login tools are not offered over HTTP (allowToolLoginOverHttp is off)');
       await login.close();
@@ -213,7 +234,7 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
       ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
     });
   } catch (error) {
-    await Promise.allSettled([login?.close(), authsec.close()]);
+    await Promise.allSettled([login?.close(), authsec.close(), defaults?.close()]);
     throw error;
   }
 
@@ -229,12 +250,14 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
       for (const cleanup of cleanups) cleanup();
       await http?.close();
       await server.close();
+      await defaults?.close();
       resolveClosed();
     })();
     return closing;
   };
   const exitOnClose = options.exitOnClose ?? options.stdio === undefined;
   const shutdown = (reason: string): void => {
+    if (closing !== undefined) return;
     logger.info('Shutting down', { reason });
     void close().then(() => {
       if (exitOnClose) process.exit(0);
@@ -287,6 +310,7 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
         port,
         ...(resourceUrl === undefined ? {} : { resourceUrl }),
         authorizationServers,
+        ...(defaults && resourceUrl === undefined ? { resourceUrl: defaults.audience } : {}),
         resourceName: options.appName,
         stateless: options.stateless === true,
         allowToolLogin: options.allowToolLoginOverHttp === true && login !== undefined,

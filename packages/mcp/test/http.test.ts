@@ -20,7 +20,12 @@ interface Deployment {
 }
 
 async function deploy(
-  options: { stateless?: boolean; login?: boolean; allowToolLogin?: boolean } = {},
+  options: {
+    stateless?: boolean;
+    login?: boolean;
+    allowToolLogin?: boolean;
+    sessionIdleTimeoutMs?: number;
+  } = {},
 ): Promise<Deployment> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
@@ -42,6 +47,7 @@ async function deploy(
     authorizationServers: [engine.issuer.issuer],
     stateless: options.stateless === true,
     allowToolLogin: options.allowToolLogin === true,
+    ...(options.sessionIdleTimeoutMs ? { sessionIdleTimeoutMs: options.sessionIdleTimeoutMs } : {}),
   });
   return { engine, mcp, http, url, origin, directory };
 }
@@ -330,6 +336,55 @@ describe('tool-based login over HTTP (explicit opt-in)', () => {
       },
     );
     expect(withToken.status).toBe(404);
+  });
+});
+
+describe('idle sessions', () => {
+  it('are closed after the idle timeout, and then answer 404', async () => {
+    const d = await deploy({ sessionIdleTimeoutMs: 50 });
+    try {
+      const token = d.engine.token(JOHN);
+      const init = await post(d.url, INITIALIZE, { authorization: `Bearer ${token}` });
+      await init.body?.cancel();
+      const sessionId = init.headers.get('mcp-session-id')!;
+      expect(d.http.handler.sessionCount).toBe(1);
+      await eventually(() => expect(d.http.handler.sessionCount).toBe(0));
+      expect(d.mcp.connectionIds()).toEqual([]);
+      const late = await post(
+        d.url,
+        { jsonrpc: '2.0', id: 2, method: 'ping' },
+        {
+          authorization: `Bearer ${token}`,
+          'mcp-session-id': sessionId,
+        },
+      );
+      expect(late.status).toBe(404);
+    } finally {
+      await teardown(d);
+    }
+  });
+});
+
+describe('other paths', () => {
+  it('go to the fallback when one is given', async () => {
+    const engine = createTestEngine();
+    const mcp = createAuthSecServer({ name: 's', version: '1', tools: [], authsec: engine.authsec });
+    const http = await startHttpServer({
+      server: mcp,
+      authsec: engine.authsec,
+      authorizationServers: ['https://idp.example'],
+      fallback: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('callback');
+      },
+    });
+    try {
+      const origin = new URL(http.url).origin;
+      expect(await (await fetch(`${origin}/oauth/callback?code=x`)).text()).toBe('callback');
+      expect((await post(http.url, INITIALIZE)).status).toBe(401);
+    } finally {
+      await http.close();
+      await mcp.close();
+    }
   });
 });
 

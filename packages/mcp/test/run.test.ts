@@ -190,12 +190,26 @@ describe('runMcpServerWithOAuth configuration errors', () => {
 
   it('names the missing or wrong variable', async () => {
     const base = { appName: 'x', tools: [], handleSignals: false } as const;
-    expect(await codeOf(runMcpServerWithOAuth({ ...base, env: {} }))).toMatch(
+    // In production nothing is embedded: each missing piece is named.
+    const prod = { NODE_ENV: 'production' };
+    expect(await codeOf(runMcpServerWithOAuth({ ...base, env: prod }))).toMatch(
       /^CONFIG_INVALID: AUTHSEC_ISSUER/,
     );
-    expect(
-      await codeOf(runMcpServerWithOAuth({ ...base, env: { AUTHSEC_ISSUER: 'https://idp.example' } })),
-    ).toMatch(/^CONFIG_INVALID: AUTHSEC_RESOURCE_URL/);
+    const issuer = { ...prod, AUTHSEC_ISSUER: 'https://idp.example' };
+    expect(await codeOf(runMcpServerWithOAuth({ ...base, transport: 'http', port: 0, env: issuer }))).toMatch(
+      /^CONFIG_INVALID: AUTHSEC_RESOURCE_URL/,
+    );
+    expect(await codeOf(runMcpServerWithOAuth({ ...base, env: issuer }))).toMatch(
+      /^CONFIG_INVALID: AUTHSEC_MASTER_KEY/,
+    );
+    const keyed = { ...issuer, AUTHSEC_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') };
+    expect(await codeOf(runMcpServerWithOAuth({ ...base, env: keyed }))).toMatch(
+      /^CONFIG_INVALID: AUTHSEC_DATABASE_URL/,
+    );
+    // Off loopback, the embedded development IdP is refused too.
+    expect(await codeOf(runMcpServerWithOAuth({ ...base, env: { HOST: '0.0.0.0' } }))).toMatch(
+      /^CONFIG_INVALID: AUTHSEC_ISSUER is required \(HOST 0.0.0.0/,
+    );
     expect(await codeOf(runMcpServerWithOAuth({ ...base, env: { AUTHSEC_ISSUR: 'x' } }))).toMatch(
       /did you mean AUTHSEC_ISSUER/,
     );

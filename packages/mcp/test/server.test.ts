@@ -149,7 +149,7 @@ describe('tools/call (step 6 and refusals)', () => {
     expect(result._meta?.['authsec/error']).toEqual({ code: 'PERMISSION_DENIED', failed: ['roles'] });
     const deploy = await call(tc, 'deploy_production');
     expect(deploy.isError).toBe(true);
-    expect((deploy._meta?.['authsec/error'] as { code: string }).code).toBe('PERMISSION_DENIED');
+    expect(deploy._meta?.['authsec/error']).toMatchObject({ code: 'PERMISSION_DENIED' });
   });
 
   it('answers a protected tool and an unknown name alike before login', async () => {
@@ -250,7 +250,7 @@ describe('tools/call (step 6 and refusals)', () => {
     const tc = await connectClient(a.mcp, 'c1');
     await loginAs(a, tc, ALICE);
     const result = await call(tc, 'create_resource', { name: 42 });
-    expect((result._meta?.['authsec/error'] as { code: string }).code).toBe('INSUFFICIENT_SCOPE');
+    expect(result._meta?.['authsec/error']).toMatchObject({ code: 'INSUFFICIENT_SCOPE' });
   });
 
   it("reports a generic handler failure as 'Tool failed', logging the cause with the tool name", async () => {

@@ -4,11 +4,12 @@ import { catalogGroups } from './catalog.js';
 import { check } from './check.js';
 import { grant, revoke } from './grant.js';
 import { migrate } from './migrate.js';
+import { service } from './service.js';
 import { tenant } from './tenant.js';
 
 /**
  * Every `authsec` command, in the order help lists them. Parsing, help and dispatch all read this table: a new
- * command (or a group such as `service set|get|list|rotate|delete`) is one more entry.
+ * command or group is one more entry.
  */
 export const COMMANDS: readonly CommandEntry[] = Object.freeze([
   migrate,
@@ -18,4 +19,5 @@ export const COMMANDS: readonly CommandEntry[] = Object.freeze([
   revoke,
   check,
   audit,
+  service,
 ]);

@@ -42,6 +42,11 @@ export interface WireServerOptions {
   readonly idleHolderTimeoutMs?: number;
   /** Largest accepted protocol message, bytes. Default 64 MiB. */
   readonly maxMessageBytes?: number;
+  /**
+   * Called when the backend throws (a JavaScript or WebAssembly failure, not an SQL error, which travels in
+   * the protocol): PGlite may be unusable from then on, so the host should give the database up.
+   */
+  readonly onBackendError?: (error: unknown) => void;
 }
 
 /** A running {@link startWireServer}. */
@@ -163,6 +168,7 @@ export async function startWireServer(backend: WireBackend, options: WireServerO
         logger.warn('Embedded database: a connection failed and was closed', { error: String(error) });
         if (batch.cleanup) holder = undefined;
         else drop(batch.conn);
+        options.onBackendError?.(error);
       }
     }
   };
@@ -256,6 +262,8 @@ export async function startWireServer(backend: WireBackend, options: WireServerO
       closed: false,
     };
     conns.add(conn);
+    // Serving others never keeps this process alive by itself: when it exits, another process takes over.
+    socket.unref();
     socket.on('data', (chunk: Buffer) => onData(conn, chunk));
     socket.on('error', () => drop(conn));
     socket.on('close', () => drop(conn));
@@ -268,6 +276,7 @@ export async function startWireServer(backend: WireBackend, options: WireServerO
     });
   });
   server.on('error', (error) => logger.warn('Embedded database socket error', { error: String(error) }));
+  server.unref();
   await chmod(socketPath, 0o600);
 
   return {

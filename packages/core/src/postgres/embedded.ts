@@ -1,6 +1,17 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chmod, link, lstat, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,8 +32,8 @@ import { createPgClient, quoteIdent, type SqlClient } from './sql.js';
  *
  * The host is elected with lock files `host.<generation>.lock` in the data folder, each holding the host's
  * pid, the start time of that pid (Linux), the socket folder and a state (`starting`, `ready`, `closed`). A
- * lock file is created with `link()`, which fails when the file exists, so of all processes trying to create
- * generation n exactly one succeeds. The live host is the one of the highest generation; a host found dead
+ * lock file is created with `link()` (or an exclusive create where the file system has no hard links), which
+ * fails when the file exists, so of all processes trying to create generation n exactly one succeeds. The live host is the one of the highest generation; a host found dead
  * (its pid gone or reused, its state `closed`, or its socket refusing for long) is replaced by creating the
  * next generation, never by deleting a file that another process might have just created. A process that
  * created a generation lower than one that already exists steps back, and a host that finds a higher
@@ -100,8 +111,10 @@ interface LockRecord {
 
 interface FoundLock {
   readonly generation: number;
-  /** Undefined when the file cannot be read or parsed: treated as a dead host. */
+  /** Undefined when the file cannot be read or parsed: a dead host, unless the file is brand new. */
   readonly record: LockRecord | undefined;
+  /** For an unreadable file, how long ago it was last written, ms. */
+  readonly unreadableForMs?: number;
 }
 
 interface Hosting {
@@ -126,6 +139,10 @@ const STARTING_GRACE_MS = 60_000;
 // A `ready` host whose pid lives but whose socket refuses connections this long is gone (a reused pid).
 const UNRESPONSIVE_MS = 10_000;
 const PROBE_TIMEOUT_MS = 1000;
+// An unreadable lock file this recent may still be being written (where link() is not available).
+const UNREADABLE_GRACE_MS = 2000;
+// Temporary files of a lock write that a crash left behind are removed by the next host after this long.
+const STALE_TEMP_MS = 60_000;
 
 /** Tokens of the lock files this process hosts: a lock of this pid with another token is dead. */
 const hostedHere = new Set<string>();
@@ -166,6 +183,14 @@ function processAlive(pid: number, pidStart: string | null): boolean {
   return true;
 }
 
+/** Whether the process named by a lock still holds it (not closed, pid alive and not reused). */
+function holderAlive(record: LockRecord): boolean {
+  if (record.state === 'closed') return false;
+  return record.pid === process.pid
+    ? hostedHere.has(record.token)
+    : processAlive(record.pid, record.pidStart);
+}
+
 function parseLock(text: string, generation: number): LockRecord | undefined {
   let value: unknown;
   try {
@@ -197,13 +222,35 @@ async function highestLock(dataDir: string): Promise<FoundLock | undefined> {
     if (m) highest = Math.max(highest, Number(m[1]));
   }
   if (highest === 0) return undefined;
+  const path = join(dataDir, `host.${highest}.lock`);
   try {
-    const text = await readFile(join(dataDir, `host.${highest}.lock`), 'utf8');
-    return { generation: highest, record: parseLock(text, highest) };
+    const record = parseLock(await readFile(path, 'utf8'), highest);
+    if (record) return { generation: highest, record };
+    const st = await stat(path);
+    return { generation: highest, record, unreadableForMs: Date.now() - st.mtimeMs };
   } catch (error) {
     // Removed meanwhile: only lower generations are ever removed, so a higher one exists now.
     if (errno(error) === 'ENOENT') return highestLock(dataDir);
-    return { generation: highest, record: undefined };
+    return { generation: highest, record: undefined, unreadableForMs: Number.POSITIVE_INFINITY };
+  }
+}
+
+/**
+ * Creates `path` holding `content`, failing with EEXIST when it exists. Through link() the file appears
+ * complete at once; where the file system has no hard links, an exclusive create is used instead, and readers
+ * give an unreadable file that was just written {@link UNREADABLE_GRACE_MS} to be completed.
+ */
+async function createExclusive(dataDir: string, path: string, content: string): Promise<void> {
+  const tmp = join(dataDir, `.host.${randomUUID()}.tmp`);
+  await writeFile(tmp, content, { mode: 0o600 });
+  try {
+    await link(tmp, path);
+  } catch (error) {
+    const code = errno(error);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
+    await writeFile(path, content, { mode: 0o600, flag: 'wx' });
+  } finally {
+    await unlink(tmp).catch(() => {});
   }
 }
 
@@ -317,8 +364,16 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
       throw new AuthSecError('CONFIG_INVALID', `${name}: a positive integer is required`);
     }
   }
-  await ensurePrivateDir(dataDir);
-  const socketDir = await socketDirFor(dataDir);
+  let socketDir: string;
+  try {
+    await ensurePrivateDir(dataDir);
+    socketDir = await socketDirFor(dataDir);
+  } catch (error) {
+    if (isAuthSecError(error)) throw error;
+    throw new AuthSecError('CONFIG_INVALID', `Cannot use the embedded database folder ${dataDir}`, {
+      cause: error,
+    });
+  }
 
   let closed = false;
   let connected: Connected | undefined;
@@ -397,16 +452,12 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
       state: 'starting',
       since: clock(),
     };
-    const tmp = join(dataDir, `.host.${record.token}.tmp`);
-    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
     try {
-      // link() fails when the target exists: of all processes creating this generation, one wins.
-      await link(tmp, lockPath(generation));
+      // Fails when the file exists: of all processes creating this generation, exactly one wins.
+      await createExclusive(dataDir, lockPath(generation), JSON.stringify(record));
     } catch (error) {
       if (errno(error) === 'EEXIST') return undefined;
       throw error;
-    } finally {
-      await unlink(tmp).catch(() => {});
     }
     hostedHere.add(record.token);
     // A process that listed the folder before a newer generation was created (and an older one removed) may
@@ -420,6 +471,11 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
     for (const name of await readdir(dataDir)) {
       const m = LOCK_PATTERN.exec(name);
       if (m && Number(m[1]) < generation) await unlink(join(dataDir, name)).catch(() => {});
+      else if (name.startsWith('.host.') && name.endsWith('.tmp')) {
+        const path = join(dataDir, name);
+        const st = await stat(path).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => {});
+      }
     }
     logger.info('Embedded database: this process is the host', { generation, dataDir });
     let db: Hosting['db'] | undefined;
@@ -427,7 +483,15 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
     try {
       const { PGlite } = await import('@electric-sql/pglite');
       db = await PGlite.create(dataDir);
-      server = await startWireServer(db, { socketPath: join(socketDir, SOCKET_NAME), logger });
+      server = await startWireServer(db, {
+        socketPath: join(socketDir, SOCKET_NAME),
+        logger,
+        onBackendError: () => {
+          // PGlite may be broken: hand the folder over (another process, or this one, opens it afresh).
+          dropConnection('backend failed');
+          void stopHosting('PGlite failed');
+        },
+      });
       const ready: LockRecord = { ...record, state: 'ready', since: clock() };
       await writeOwnLock(ready);
       hosting = { record: ready, db, server };
@@ -448,13 +512,10 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
 
   type Verdict = 'live' | 'wait' | 'dead';
 
-  const judge = async (record: LockRecord | undefined): Promise<Verdict> => {
-    if (!record || record.state === 'closed') return 'dead';
-    if (
-      record.pid === process.pid ? !hostedHere.has(record.token) : !processAlive(record.pid, record.pidStart)
-    ) {
-      return 'dead';
-    }
+  const judge = async (found: FoundLock): Promise<Verdict> => {
+    const { record } = found;
+    if (!record) return (found.unreadableForMs ?? 0) < UNREADABLE_GRACE_MS ? 'wait' : 'dead';
+    if (!holderAlive(record)) return 'dead';
     if (await probe(join(record.socketDir, SOCKET_NAME))) {
       refusedSince.delete(record.token);
       return 'live';
@@ -471,7 +532,7 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
       if (closed) throw unavailable('The database is closed');
       if (connected) return connected.client;
       const found = await highestLock(dataDir);
-      const verdict = found ? await judge(found.record) : 'dead';
+      const verdict = found ? await judge(found) : 'dead';
       if (verdict === 'live' && found?.record) {
         const client = await connectTo(found.record);
         if (client) {
@@ -493,18 +554,23 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
   const acquire = (): Promise<SqlClient> => {
     if (closed) return Promise.reject(unavailable('The database is closed'));
     if (connected) return Promise.resolve(connected.client);
-    electing ??= elect().finally(() => {
-      electing = undefined;
-    });
+    electing ??= elect()
+      .catch((error: unknown) => {
+        // A file system failure (the folder removed, a full disk) is an outage like any other.
+        throw isAuthSecError(error) ? error : unavailable('The embedded database is unavailable', error);
+      })
+      .finally(() => {
+        electing = undefined;
+      });
     return electing;
   };
 
   /**
    * Checks that this process is connected to the live host (and, as the host, that no newer one exists);
-   * drops what is stale so that the next statement elects again. Runs once a second and after a statement
-   * failed as unavailable.
+   * drops what is stale and elects again. Runs once a second from the lock files and the pid alone, and after
+   * a statement failed as unavailable also by connecting to the socket (`thorough`).
    */
-  const check = (): Promise<void> => {
+  const check = (thorough: boolean): Promise<void> => {
     checking ??= (async () => {
       try {
         const found = await highestLock(dataDir);
@@ -521,7 +587,12 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
         }
         const c = connected;
         if (!c) return;
-        if (found?.generation !== c.generation || (await judge(found.record)) === 'dead') {
+        const record = found?.generation === c.generation ? found.record : undefined;
+        const dead =
+          !record ||
+          !holderAlive(record) ||
+          (thorough && found !== undefined && (await judge(found)) === 'dead');
+        if (dead) {
           dropConnection('host gone');
           // Elect now, not at the next statement: the surviving processes take over within a second or two.
           void acquire().catch((error: unknown) =>
@@ -543,14 +614,14 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
       return await fn(client);
     } catch (error) {
       if (isAuthSecError(error) && error.code === 'SERVICE_UNAVAILABLE' && connected?.client === client) {
-        void check();
+        void check(true);
       }
       throw error;
     }
   };
 
   const timer = setInterval(() => {
-    if (!closed) void check();
+    if (!closed) void check(false);
   }, checkIntervalMs);
   timer.unref();
 

@@ -35,6 +35,14 @@ export {
   type PostgresDirectoryOptions,
 } from './directory.js';
 export {
+  type EmbeddedDatabaseOptions,
+  type EmbeddedHostInfo,
+  type EmbeddedRole,
+  type EmbeddedSqlClient,
+  openEmbeddedDatabase,
+  readEmbeddedHost,
+} from './embedded.js';
+export {
   type Migration,
   type MigrationScope,
   migrateSchema,

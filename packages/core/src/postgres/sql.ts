@@ -352,7 +352,10 @@ export async function createPGliteClient(options: PGliteClientOptions = {}): Pro
   };
 }
 
-/** Opens `connectionString` with `pg`, or an embedded PGlite in `dataDir` when no URL is given. */
+/**
+ * Opens `connectionString` with `pg`; without a URL, the embedded database in `dataDir` (PGlite shared by every
+ * process that opens that folder, see `openEmbeddedDatabase`), or an in-memory PGlite without `dataDir`.
+ */
 export async function openDatabase(options: {
   readonly connectionString?: string | undefined;
   readonly dataDir?: string | undefined;
@@ -366,5 +369,14 @@ export async function openDatabase(options: {
       ...(options.max ? { max: options.max } : {}),
     });
   }
-  return createPGliteClient(options.dataDir ? { dataDir: options.dataDir } : {});
+  if (options.dataDir) {
+    // Loaded on use: embedded.ts imports this module.
+    const { openEmbeddedDatabase } = await import('./embedded.js');
+    return openEmbeddedDatabase({
+      dataDir: options.dataDir,
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.max ? { max: options.max } : {}),
+    });
+  }
+  return createPGliteClient();
 }

@@ -1,17 +1,20 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MasterKeyRing } from '../env.js';
 import type { SessionStore } from '../sessions.js';
 import type { Clock, Logger } from '../types.js';
 import { createPostgresAuditSink, type PostgresAuditSink } from './audit-store.js';
 import { createPostgresDirectory, type PostgresDirectory } from './directory.js';
+import { openEmbeddedDatabase } from './embedded.js';
 import { createPostgresSessionStore } from './sessions.js';
-import { openDatabase, type SqlClient } from './sql.js';
+import { createPgClient, type SqlClient } from './sql.js';
 import { createTenancy, type Tenancy } from './tenancy.js';
 
 /** Options of {@link openStorage}. */
 export interface OpenStorageOptions {
-  /** PostgreSQL URL (`AUTHSEC_DATABASE_URL`). Absent: embedded PGlite in `<dataDir>/pglite`. */
+  /**
+   * PostgreSQL URL (`AUTHSEC_DATABASE_URL`). Absent: the embedded database (PGlite) in `<dataDir>/pglite`,
+   * shared by every process that opens the same data folder (see `openEmbeddedDatabase`).
+   */
   readonly databaseUrl?: string | undefined;
   /** Data folder for the embedded database. Required without `databaseUrl`. */
   readonly dataDir?: string | undefined;
@@ -41,21 +44,23 @@ export interface Storage {
 }
 
 /**
- * Opens the master database (PostgreSQL, or embedded PGlite), migrates it and every tenant, and builds the
- * tenancy, directory, session store and audit sink over it.
+ * Opens the master database (PostgreSQL, or the embedded database shared by every process on the data
+ * folder), migrates it and every tenant, and builds the tenancy, directory, session store and audit sink over
+ * it. Several processes may open the same storage at once; migrations and seeding are safe to race.
  */
 export async function openStorage(options: OpenStorageOptions): Promise<Storage> {
-  let dataDir: string | undefined;
-  if (!options.databaseUrl) {
-    if (!options.dataDir) throw new TypeError('openStorage: dataDir is required without databaseUrl');
-    dataDir = join(options.dataDir, 'pglite');
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const logging = options.logger ? { logger: options.logger } : {};
+  let sql: SqlClient;
+  if (options.databaseUrl) {
+    sql = await createPgClient({ connectionString: options.databaseUrl, ...logging });
+  } else if (options.dataDir) {
+    // Several processes (one per MCP client) may open the same data folder at once: the embedded database
+    // elects one of them to serve PGlite to all.
+    // Not given `clock`: lock files are compared across processes, on the real clock.
+    sql = await openEmbeddedDatabase({ dataDir: join(options.dataDir, 'pglite'), ...logging });
+  } else {
+    throw new TypeError('openStorage: dataDir is required without databaseUrl');
   }
-  const sql = await openDatabase({
-    connectionString: options.databaseUrl,
-    dataDir,
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
   const common = {
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.clock ? { clock: options.clock } : {}),

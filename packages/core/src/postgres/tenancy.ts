@@ -708,8 +708,9 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
           await tx.query(`DELETE FROM ${masterSchema}.changes WHERE created_at < now() - $1::interval`, [
             `${changeRetentionMs} milliseconds`,
           ]);
-          // Sent at commit, so a listener never hears of a change that was rolled back.
-          if (!polling) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, payload]);
+          // Sent at commit, so a listener never hears of a change that was rolled back. Sent when this process
+          // polls too: replicas that listen may share the database.
+          await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, payload]);
           return r.rows[0]?.seq;
         });
       } catch (error) {

@@ -14,7 +14,7 @@ import {
   type TokenSet,
 } from '../../src/oauth/index.js';
 import type { Logger } from '../../src/types.js';
-import { approveDevice, Browser, signIn } from './helpers/browser.js';
+import { approveDevice, signIn } from './helpers/browser.js';
 
 const RESOURCE = 'http://127.0.0.1:39999/mcp';
 const REDIRECT = 'http://127.0.0.1:51234/callback';

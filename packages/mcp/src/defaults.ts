@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type AuthSec,
+  type AuthSecEnvOptions,
+  AuthSecError,
+  createAuthSec,
+  createJsonLinesAuditSink,
+  createLogger,
+  createOAuthClient,
+  type IssuerOptions,
+  type Logger,
+  type MasterKeyRing,
+  requiredScopes,
+  resolveMasterKey,
+} from '@authsec/core';
+import { openStorage, type Storage, seedDemoTenant } from '@authsec/core/postgres';
+import { createToolLogin } from './login/index.js';
+import type { AuthSecTool, LoginProvider } from './types.js';
+
+/**
+ * The embedded defaults behind `runMcpServerWithOAuth` when no engine is passed: everything comes from the
+ * `AUTHSEC_*` contract, and what is missing is embedded for development only (a local dev IdP when
+ * `AUTHSEC_ISSUER` is absent, PGlite when `AUTHSEC_DATABASE_URL` is absent, a key file when
+ * `AUTHSEC_MASTER_KEY` is absent), loudly, and never in production or off loopback.
+ */
+
+/** What {@link openDefaults} needs. */
+export interface DefaultsOptions {
+  readonly appName: string;
+  readonly tools: readonly AuthSecTool[];
+  readonly env: AuthSecEnvOptions;
+  /** The raw environment (for `NODE_ENV`). */
+  readonly rawEnv: Readonly<Record<string, string | undefined>>;
+  readonly transport: 'stdio' | 'http';
+  /** The canonical resource (audience); for stdio, absent means a stable URN of the app's own. */
+  readonly resourceUrl: string | undefined;
+  readonly host: string;
+  readonly clientId: string | undefined;
+  readonly clientSecret: string | undefined;
+  /** Whether to build the tool-based login. */
+  readonly login: boolean;
+}
+
+/** Everything the defaults opened; `close` releases it all. */
+export interface Defaults {
+  readonly authsec: AuthSec;
+  readonly storage: Storage;
+  readonly login: LoginProvider | undefined;
+  readonly audience: string;
+  readonly issuers: readonly string[];
+  readonly masterKey: MasterKeyRing;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
+
+/** The audience a stdio server accepts by default: a stable identifier derived from its name. */
+export function defaultStdioAudience(appName: string): string {
+  const slug = appName
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 60);
+  return `urn:authsec:${slug || 'mcp-server'}`;
+}
+
+function devMode(options: DefaultsOptions): { allowed: boolean; why: string } {
+  if (options.rawEnv.NODE_ENV === 'production') return { allowed: false, why: 'NODE_ENV is production' };
+  if (!LOOPBACK.has(options.host)) return { allowed: false, why: `HOST ${options.host} is not loopback` };
+  return { allowed: true, why: '' };
+}
+
+async function readOrCreateJson<T>(file: string, create: () => Promise<T>): Promise<T> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const value = await create();
+  try {
+    // 'wx': a process that raced us wrote first; use theirs so every process signs and verifies alike.
+    writeFileSync(file, JSON.stringify(value), { mode: 0o600, flag: 'wx' });
+    return value;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  }
+}
+
+interface EmbeddedIdp {
+  readonly issuer: string;
+  close(): Promise<void>;
+}
+
+// One development IdP per machine and port: the first process hosts it with keys kept in the data folder, the
+// others use it. A process started after the host died hosts it again with the same keys and issuer, so tokens
+// and remembered logins stay valid.
+async function embeddedIdp(env: AuthSecEnvOptions, logger: Logger): Promise<EmbeddedIdp> {
+  let devIdp: typeof import('@authsec/dev-idp');
+  try {
+    devIdp = await import('@authsec/dev-idp');
+  } catch (cause) {
+    throw new AuthSecError(
+      'CONFIG_INVALID',
+      'AUTHSEC_ISSUER is not set and @authsec/dev-idp is not installed: set AUTHSEC_ISSUER to your authorization server',
+      { cause },
+    );
+  }
+  const dir = join(env.dataDir, 'dev-idp');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const jwks = await readOrCreateJson(join(dir, 'signing-keys.json'), () => devIdp.generateSigningKeys());
+  const issuer = `http://127.0.0.1:${env.devIdpPort}`;
+  try {
+    const idp = await devIdp.startDevIdp({ host: '127.0.0.1', port: env.devIdpPort, jwks, logger });
+    process.stderr.write(
+      `[authsec] DEVELOPMENT MODE: embedded OAuth server at ${idp.issuer} (demo users: ${idp.users
+        .map((u) => u.email)
+        .join(', ')}); set AUTHSEC_ISSUER for real use\n`,
+    );
+    return { issuer: idp.issuer, close: () => idp.close() };
+  } catch (error) {
+    const inUse =
+      (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ||
+      /EADDRINUSE/.test(String(error)) ||
+      /in use/i.test(String((error as Error).message));
+    if (!inUse) throw error;
+  }
+  // Someone holds the port: use it if it is a development IdP with our issuer.
+  try {
+    const response = await fetch(`${issuer}/.well-known/openid-configuration`, {
+      signal: AbortSignal.timeout(3000),
+    });
+    const metadata = (await response.json()) as { issuer?: unknown };
+    if (metadata.issuer === issuer) {
+      logger.info('Using the development IdP another process hosts', { issuer });
+      return { issuer, close: async () => {} };
+    }
+  } catch {
+    // fall through
+  }
+  throw new AuthSecError(
+    'CONFIG_INVALID',
+    `AUTHSEC_DEV_IDP_PORT: port ${env.devIdpPort} is in use by something that is not an AuthSec development IdP`,
+  );
+}
+
+/** Opens the storage, the engine and the login from the environment (see the module comment). */
+export async function openDefaults(options: DefaultsOptions): Promise<Defaults> {
+  const { env } = options;
+  const logger = createLogger({ level: env.logLevel });
+  const dev = devMode(options);
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+  };
+  try {
+    let issuers: readonly IssuerOptions[] = env.issuers;
+    if (issuers.length === 0) {
+      if (!dev.allowed) {
+        throw new AuthSecError('CONFIG_INVALID', `AUTHSEC_ISSUER is required (${dev.why})`);
+      }
+      const idp = await embeddedIdp(env, logger);
+      closers.push(() => idp.close());
+      issuers = [{ issuer: idp.issuer }];
+    }
+    const audience =
+      options.resourceUrl ??
+      (options.transport === 'stdio' ? defaultStdioAudience(options.appName) : undefined);
+    if (audience === undefined) {
+      throw new AuthSecError(
+        'CONFIG_INVALID',
+        'AUTHSEC_RESOURCE_URL is not set: it names this server (the token audience)',
+      );
+    }
+    if (options.resourceUrl === undefined)
+      logger.info('Accepting tokens issued for this audience', { audience });
+
+    const masterKey = resolveMasterKey({
+      masterKey: env.masterKey,
+      dataDir: env.dataDir,
+      development: dev.allowed,
+      logger,
+    });
+    if (!env.databaseUrl && !dev.allowed) {
+      throw new AuthSecError('CONFIG_INVALID', `AUTHSEC_DATABASE_URL is required (${dev.why})`);
+    }
+    const storage = await openStorage({
+      databaseUrl: env.databaseUrl,
+      dataDir: env.dataDir,
+      masterKey,
+      logger,
+    });
+    closers.push(() => storage.close());
+    if (env.seed && dev.allowed && (await seedDemoTenant(storage.tenancy, storage.directory))) {
+      process.stderr.write(
+        '[authsec] DEVELOPMENT MODE: seeded the demo tenant acme-corp into an empty database\n',
+      );
+    }
+
+    const authsec = createAuthSec({
+      issuers,
+      audience,
+      logger,
+      directory: storage.directory,
+      audit: { sinks: [storage.audit, createJsonLinesAuditSink()] },
+      ...(env.algorithms ? { algorithms: env.algorithms } : {}),
+      ...(env.requiredTokenType ? { requiredTokenType: env.requiredTokenType } : {}),
+      ...(env.clockToleranceSeconds === undefined
+        ? {}
+        : { clockToleranceSeconds: env.clockToleranceSeconds }),
+      ...(env.defaultTenant ? { defaultTenant: env.defaultTenant } : {}),
+    });
+    // The engine does not close the storage it was given; close it after the engine has flushed.
+    closers.push(() => authsec.close());
+
+    let login: LoginProvider | undefined;
+    if (options.login) {
+      const issuer = issuers[0]!.issuer;
+      const clientId = options.clientId ?? (env.issuers.length === 0 ? 'authsec-dev' : undefined);
+      if (!clientId) {
+        throw new AuthSecError('CONFIG_INVALID', 'AUTHSEC_CLIENT_ID is required for the tool-based login');
+      }
+      const scopes = new Set(['openid', 'offline_access']);
+      // Ask for every scope a tool can use; the server grants only what the user holds.
+      for (const tool of options.tools) {
+        if (tool.requirement)
+          for (const scope of requiredScopes(authsec.compile(tool.requirement))) scopes.add(scope);
+      }
+      const appKey = createHash('sha256').update(options.appName).digest('hex').slice(0, 16);
+      login = createToolLogin({
+        authsec,
+        sessions: storage.sessions,
+        logger,
+        oauth: () =>
+          createOAuthClient({
+            issuer,
+            clientId,
+            ...(options.clientSecret ? { clientSecret: options.clientSecret } : {}),
+            resource: audience,
+            scopes: [...scopes],
+            logger,
+          }),
+        remember:
+          options.transport === 'stdio' && env.rememberLogin
+            ? { file: join(env.dataDir, 'logins', `${appKey}.sealed`), masterKey }
+            : false,
+      });
+      const created = login;
+      closers.push(() => created.close());
+    }
+    return {
+      authsec,
+      storage,
+      login,
+      audience,
+      issuers: issuers.map((i) => i.issuer),
+      masterKey,
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

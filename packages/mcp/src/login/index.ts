@@ -1,0 +1,6 @@
+export {
+  createToolLogin,
+  type ToolLoginCallbackOptions,
+  type ToolLoginOptions,
+  type ToolLoginRememberOptions,
+} from './tool-login.js';
