@@ -84,10 +84,14 @@ describe('stdio on embedded defaults: the brief, step by step', () => {
   it("step 6: tools run with the caller's identity in _user_info", async () => {
     expect(textOf(await app.call('hello'))).toBe(`Hello, ${ADMIN.email}!`);
     // A _user_info sent by the client is dropped: the server's own identity wins.
-    const spoofed = await app.call('hello', { _user_info: { email: 'mallory@evil.example', roles: ['admin'] } });
+    const spoofed = await app.call('hello', {
+      _user_info: { email: 'mallory@evil.example', roles: ['admin'] },
+    });
     expect(textOf(spoofed)).toBe(`Hello, ${ADMIN.email}!`);
     expect(textOf(await app.call('admin_dashboard'))).toBe(`Welcome to admin dashboard, ${ADMIN.email}!`);
-    expect(textOf(await app.call('view_analytics'))).toBe('Analytics of tenant acme-corp: 42 active projects');
+    expect(textOf(await app.call('view_analytics'))).toBe(
+      'Analytics of tenant acme-corp: 42 active projects',
+    );
   });
 
   it('step 6: allowed calls answer as the brief shows', async () => {

@@ -144,7 +144,11 @@ describe('Streamable HTTP: runMcpServerWithOAuth as an OAuth resource server', (
   });
 
   it('no token: 401 with a Bearer challenge naming the metadata URL', async () => {
-    const response = await fetch(url, { method: 'POST', headers: MCP_HEADERS, body: JSON.stringify(INITIALIZE) });
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: MCP_HEADERS,
+      body: JSON.stringify(INITIALIZE),
+    });
     expect(response.status).toBe(401);
     const challenge = response.headers.get('www-authenticate') ?? '';
     expect(challenge).toMatch(/^Bearer /);

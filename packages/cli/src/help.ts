@@ -32,7 +32,7 @@ function leaves(table: readonly CommandEntry[]): { path: string; spec: CommandSp
 export function topHelp(table: readonly CommandEntry[], version: string): string {
   const rows = leaves(table).map(({ path, spec }) => [`  ${path}`, spec.summary]);
   return [
-    `authsec ${version}: administer AuthSec tenants, catalogs, grants and audit logs`,
+    `authsec ${version}: administer AuthSec tenants, catalogs, grants, audit logs and service credentials`,
     '',
     'Usage: authsec <command> [arguments] [flags]',
     '',
@@ -46,7 +46,8 @@ export function topHelp(table: readonly CommandEntry[], version: string): string
     'Environment:',
     '  AUTHSEC_DATABASE_URL  PostgreSQL URL; absent: the embedded database in the data folder',
     '  AUTHSEC_DATA_DIR      data folder (embedded database, development master key)',
-    '  AUTHSEC_MASTER_KEY    the key ring the servers use (audit chain); required when NODE_ENV=production',
+    '  AUTHSEC_MASTER_KEY    the key ring the servers use (audit chain, service credentials); required when NODE_ENV=production',
+    '  AUTHSEC_VAULT_ADDR    HashiCorp Vault for service credentials (with AUTHSEC_VAULT_TOKEN or an AppRole); absent: the database',
     '  AUTHSEC_LOG_LEVEL     debug, info, warn (default for this command), error or silent',
     '',
     'Exit codes: 0 done, 1 failed (including a failed audit verify), 2 usage, 130 interrupted.',

@@ -214,18 +214,26 @@ async function execute(
     const vault = readConfig().vault;
     if (vault) {
       // Loaded only when used: the Vault client is an optional part of core.
-      const { createVaultSecretBackend } = await import('@authsec/core/vault');
-      const explain = (error: unknown) => vaultFailure(error, vault.addr);
-      const backend = await Promise.resolve(
-        createVaultSecretBackend({
-          addr: vault.addr,
-          mount: vault.mount,
-          ...(vault.token ? { token: vault.token } : {}),
-          ...(vault.roleId ? { roleId: vault.roleId } : {}),
-          ...(vault.secretId ? { secretId: vault.secretId } : {}),
-          ...(vault.namespace ? { namespace: vault.namespace } : {}),
-        }),
-      ).catch(explain);
+      const { createVaultSecretBackend } = await import('@authsec/core/vault').catch((error: unknown) => {
+        if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+        throw new AuthSecError(
+          'CONFIG_INVALID',
+          `AUTHSEC_VAULT_ADDR is set, but the Vault client cannot be loaded (${causeText(error)}): install node-vault`,
+          { cause: error },
+        );
+      });
+      // The origin only: an address may carry user info, which is no business of an error message.
+      const origin = URL.canParse(vault.addr) ? new URL(vault.addr).origin : 'AUTHSEC_VAULT_ADDR';
+      const explain = (error: unknown) => vaultFailure(error, origin);
+      const backend = createVaultSecretBackend({
+        addr: vault.addr,
+        mount: vault.mount,
+        ...(vault.token ? { token: vault.token } : {}),
+        ...(vault.roleId ? { roleId: vault.roleId } : {}),
+        ...(vault.secretId ? { secretId: vault.secretId } : {}),
+        ...(vault.namespace ? { namespace: vault.namespace } : {}),
+        logger,
+      });
       return {
         kind: backend.kind,
         write: (tenantId, input) => backend.write(tenantId, input).catch(explain),

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeVault, startFakeVault } from '../../core/test/secrets/helpers/fake-vault.js';
 import { mask, parseGrace } from '../src/commands/service.js';
 import { type CliResult, cli, ENGINES, type Engine, input, json, tempDir } from './helpers.js';
 
@@ -28,6 +29,15 @@ interface ListJson {
   services: { name: string; keys: string[]; version: number; url: string | null }[];
 }
 
+/** stderr without the log lines (the suite runs with AUTHSEC_LOG_LEVEL=debug): the command's own message. */
+function problem(result: CliResult): string {
+  return result.stderr
+    .split('\n')
+    .filter((line) => line !== '' && !/^authsec: (debug|info|warning|error): /.test(line))
+    .map((line) => `${line}\n`)
+    .join('');
+}
+
 /** Every file under `dir`, recursively. */
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((entry) => {
@@ -46,14 +56,39 @@ interface Variant {
   create(): Promise<{ engine: Engine; env: Readonly<Record<string, string>>; dispose(): Promise<void> }>;
 }
 
-const VARIANTS: Variant[] = ENGINES.map(({ name, create }) => ({
-  name,
-  backend: 'postgres' as const,
-  async create() {
-    const engine = await create();
-    return { engine, env: engine.env, dispose: () => engine.dispose() };
+/** PGlite with the fake Vault beside it, selected by AUTHSEC_VAULT_ADDR as in production. */
+async function withVault(): Promise<{ engine: Engine; vault: FakeVault; env: Record<string, string> }> {
+  const engine = await ENGINES[0]!.create();
+  const vault = await startFakeVault({ tokens: ['cli-root-token'] });
+  const env = { ...engine.env, AUTHSEC_VAULT_ADDR: vault.url, AUTHSEC_VAULT_TOKEN: 'cli-root-token' };
+  return { engine, vault, env };
+}
+
+const VARIANTS: Variant[] = [
+  ...ENGINES.map(({ name, create }) => ({
+    name: `${name}, encrypted store`,
+    backend: 'postgres' as const,
+    async create() {
+      const engine = await create();
+      return { engine, env: engine.env, dispose: () => engine.dispose() };
+    },
+  })),
+  {
+    name: 'pglite, fake Vault',
+    backend: 'vault',
+    async create() {
+      const { engine, vault, env } = await withVault();
+      return {
+        engine,
+        env,
+        async dispose() {
+          await vault.close();
+          await engine.dispose();
+        },
+      };
+    },
   },
-}));
+];
 
 describe.each(VARIANTS)('service credentials ($name)', ({ backend, create }) => {
   let engine: Engine;
@@ -186,7 +221,7 @@ describe.each(VARIANTS)('service credentials ($name)', ({ backend, create }) => 
     );
     const elsewhere = await run(['service', 'get', SERVICE, '--tenant', 'other', '--json']);
     expect(elsewhere.code).toBe(1);
-    expect(JSON.parse(elsewhere.stderr)).toEqual({
+    expect(JSON.parse(problem(elsewhere))).toEqual({
       error: { code: 'NOT_FOUND', message: `service '${SERVICE}' does not exist in tenant 'other'` },
     });
   });
@@ -231,7 +266,7 @@ describe.each(VARIANTS)('service credentials ($name)', ({ backend, create }) => 
     );
     const gone = await run(['service', 'get', SERVICE, '--tenant', 'acme', '--version', '2']);
     expect(gone.code).toBe(1);
-    expect(gone.stderr).toBe(
+    expect(problem(gone)).toBe(
       `authsec: version 2 of service '${SERVICE}' in tenant 'acme' does not exist or is past its rotation grace period\n`,
     );
   });
@@ -270,7 +305,7 @@ describe.each(VARIANTS)('service credentials ($name)', ({ backend, create }) => 
     ]) {
       const result = await run(args, 'value');
       expect(result.code, args.join(' ')).toBe(1);
-      expect(result.stderr).toBe("authsec: service 'nope' does not exist in tenant 'acme'\n");
+      expect(problem(result)).toBe("authsec: service 'nope' does not exist in tenant 'acme'\n");
     }
   });
 
@@ -279,7 +314,7 @@ describe.each(VARIANTS)('service credentials ($name)', ({ backend, create }) => 
     expect(deleted.stdout).toBe(`Deleted service '${SERVICE}' from tenant 'acme'\n`);
     const gone = await run(['service', 'get', SERVICE, '--tenant', 'acme', '--json']);
     expect(gone.code).toBe(1);
-    expect(JSON.parse(gone.stderr)).toEqual({
+    expect(JSON.parse(problem(gone))).toEqual({
       error: { code: 'NOT_FOUND', message: `service '${SERVICE}' does not exist in tenant 'acme'` },
     });
     const again = await ok(['service', 'delete', SERVICE, '--tenant', 'acme', '--json']);
@@ -341,7 +376,7 @@ describe.each(VARIANTS)('service credentials ($name)', ({ backend, create }) => 
     ]) {
       const result = await run(args, 'value');
       expect(result.code, args.join(' ')).toBe(1);
-      expect(result.stderr).toBe("authsec: tenant 'nope' does not exist\n");
+      expect(problem(result)).toBe("authsec: tenant 'nope' does not exist\n");
     }
   });
 
@@ -506,5 +541,66 @@ describe('service usage errors: exit 2 naming the flag, before any database is o
     expect(parseGrace('250ms', 'c')).toBe(250);
     expect(parseGrace(undefined, 'c')).toBe(0);
     expect(() => parseGrace('-1s', 'c')).toThrow('--grace');
+  });
+});
+
+describe('service commands on an unavailable Vault', () => {
+  let engine: Engine;
+  let vault: FakeVault;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    ({ engine, vault, env } = await withVault());
+    for (const args of [['migrate'], ['tenant', 'create', 'acme']]) {
+      const result = await cli(args, env);
+      expect(result.code, result.stderr).toBe(0);
+    }
+    const set = await cli(['service', 'set', 'github', '--tenant', 'acme'], env, {
+      stdin: input('ghp_vault_value'),
+    });
+    expect(set.code, set.stderr).toBe(0);
+  });
+  afterAll(async () => {
+    await vault?.close();
+    await engine?.dispose();
+  });
+
+  it('a sealed Vault: exit 1 SERVICE_UNAVAILABLE naming AUTHSEC_VAULT_ADDR, nothing printed on stdout', async () => {
+    vault.seal();
+    try {
+      for (const args of [
+        ['service', 'get', 'github', '--tenant', 'acme', '--json'],
+        ['service', 'list', '--tenant', 'acme', '--json'],
+      ]) {
+        const result = await cli(args, env);
+        expect(result.code, args.join(' ')).toBe(1);
+        expect(result.stdout).toBe('');
+        const { error } = JSON.parse(problem(result)) as { error: { code: string; message: string } };
+        expect(error.code).toBe('SERVICE_UNAVAILABLE');
+        expect(error.message).toContain(`check AUTHSEC_VAULT_ADDR (${vault.url}`);
+      }
+    } finally {
+      vault.unseal();
+    }
+    const again = await cli(['service', 'get', 'github', '--tenant', 'acme', '--reveal', '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(json<GetJson>(again).credentials).toEqual({ access_token: 'ghp_vault_value' });
+  });
+
+  it('a refused token: exit 1, naming the Vault variables, and the token never printed', async () => {
+    const result = await cli(['service', 'list', '--tenant', 'acme'], {
+      ...env,
+      AUTHSEC_VAULT_TOKEN: 'wrong-token',
+    });
+    expect(result.code).toBe(1);
+    expect(problem(result)).toMatch(/^authsec: Vault refused .+; check AUTHSEC_VAULT_ADDR .+\n$/);
+    expect(result.stderr).not.toContain('wrong-token');
+  });
+
+  it('a tenant unknown to the registry is refused before Vault is asked', async () => {
+    const before = vault.requests.length;
+    const result = await cli(['service', 'list', '--tenant', 'nope'], env);
+    expect(result.code).toBe(1);
+    expect(problem(result)).toBe("authsec: tenant 'nope' does not exist\n");
+    expect(vault.requests.length).toBe(before);
   });
 });

@@ -86,6 +86,33 @@ export {
   type ToolRegistry,
 } from './policy/index.js';
 export {
+  createResourceServer,
+  isLoopbackHost,
+  PRINCIPAL_EXTRA_KEY,
+  PROTECTED_RESOURCE_METADATA_PATH,
+  type ProtectedResourceMetadata,
+  type ResourceAuthInfo,
+  type ResourceServer,
+  type ResourceServerOptions,
+} from './resource-server.js';
+export {
+  clearServiceCache,
+  createServiceAccess,
+  createServiceAccessFactory,
+  type ServiceAccessEngine,
+  type ServiceAccessFactoryOptions,
+  type ServiceAccessOptions,
+} from './secrets/access.js';
+export { serviceSlug } from './secrets/common.js';
+export type {
+  RotateOptions,
+  SecretBackend,
+  ServiceSecretInput,
+  ServiceSecretSummary,
+  StoredServiceSecret,
+} from './secrets/types.js';
+export { hasVersionProbe, type SecretVersionProbe } from './secrets/version-probe.js';
+export {
   noServiceAccess,
   type ServiceAccess,
   type ServiceCredentials,

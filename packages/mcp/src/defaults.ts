@@ -9,11 +9,15 @@ import {
   createJsonLinesAuditSink,
   createLogger,
   createOAuthClient,
+  createServiceAccessFactory,
   type IssuerOptions,
   type Logger,
   type MasterKeyRing,
+  type Principal,
   requiredScopes,
   resolveMasterKey,
+  type SecretBackend,
+  type ServiceAccess,
 } from '@authsec/core';
 import { openStorage, type Storage, seedDemoTenant } from '@authsec/core/postgres';
 import { createToolLogin } from './login/index.js';
@@ -51,6 +55,10 @@ export interface Defaults {
   readonly audience: string;
   readonly issuers: readonly string[];
   readonly masterKey: MasterKeyRing;
+  /** Where service credentials live: Vault when `AUTHSEC_VAULT_ADDR` is set, else the encrypted Postgres store. */
+  readonly secrets: SecretBackend;
+  /** The `services` of a tool's context, over {@link Defaults.secrets}. */
+  readonly services: (principal: Principal) => ServiceAccess;
   close(): Promise<void>;
 }
 
@@ -95,8 +103,9 @@ interface EmbeddedIdp {
 }
 
 // One development IdP per machine and port: the first process hosts it with keys kept in the data folder, the
-// others use it. A process started after the host died hosts it again with the same keys and issuer, so tokens
-// and remembered logins stay valid.
+// others use it and watch it. When the host exits, one of them hosts it again on the same port with the same
+// keys, so the issuer and the keys every process trusts stay the same (tokens and remembered logins stay valid;
+// refresh tokens held by the old host's memory do not).
 async function embeddedIdp(env: AuthSecEnvOptions, logger: Logger): Promise<EmbeddedIdp> {
   let devIdp: typeof import('@authsec/dev-idp');
   try {
@@ -112,38 +121,68 @@ async function embeddedIdp(env: AuthSecEnvOptions, logger: Logger): Promise<Embe
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const jwks = await readOrCreateJson(join(dir, 'signing-keys.json'), () => devIdp.generateSigningKeys());
   const issuer = `http://127.0.0.1:${env.devIdpPort}`;
-  try {
-    const idp = await devIdp.startDevIdp({ host: '127.0.0.1', port: env.devIdpPort, jwks, logger });
-    process.stderr.write(
-      `[authsec] DEVELOPMENT MODE: embedded OAuth server at ${idp.issuer} (demo users: ${idp.users
-        .map((u) => u.email)
-        .join(', ')}); set AUTHSEC_ISSUER for real use\n`,
-    );
-    return { issuer: idp.issuer, close: () => idp.close() };
-  } catch (error) {
-    const inUse =
-      (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ||
-      /EADDRINUSE/.test(String(error)) ||
-      /in use/i.test(String((error as Error).message));
-    if (!inUse) throw error;
-  }
-  // Someone holds the port: use it if it is a development IdP with our issuer.
-  try {
-    const response = await fetch(`${issuer}/.well-known/openid-configuration`, {
-      signal: AbortSignal.timeout(3000),
-    });
-    const metadata = (await response.json()) as { issuer?: unknown };
-    if (metadata.issuer === issuer) {
-      logger.info('Using the development IdP another process hosts', { issuer });
-      return { issuer, close: async () => {} };
+
+  // Hosts the IdP, or returns undefined when the port is taken (by another process's IdP, checked by the caller).
+  const host = async (): Promise<{ close(): Promise<void> } | undefined> => {
+    try {
+      const idp = await devIdp.startDevIdp({ host: '127.0.0.1', port: env.devIdpPort, jwks, logger });
+      process.stderr.write(
+        `[authsec] DEVELOPMENT MODE: embedded OAuth server at ${idp.issuer} (demo users: ${idp.users
+          .map((u) => u.email)
+          .join(', ')}); set AUTHSEC_ISSUER for real use\n`,
+      );
+      return idp;
+    } catch (error) {
+      const text = `${(error as NodeJS.ErrnoException).code ?? ''} ${String((error as Error)?.message ?? error)}`;
+      if (/EADDRINUSE|in use/i.test(text)) return undefined;
+      throw error;
     }
-  } catch {
-    // fall through
+  };
+  const isOurIdp = async (): Promise<boolean> => {
+    try {
+      const response = await fetch(`${issuer}/.well-known/openid-configuration`, {
+        signal: AbortSignal.timeout(3000),
+      });
+      return ((await response.json()) as { issuer?: unknown }).issuer === issuer;
+    } catch {
+      return false;
+    }
+  };
+
+  let hosted = await host();
+  if (!hosted && !(await isOurIdp())) {
+    throw new AuthSecError(
+      'CONFIG_INVALID',
+      `AUTHSEC_DEV_IDP_PORT: port ${env.devIdpPort} is in use by something that is not an AuthSec development IdP`,
+    );
   }
-  throw new AuthSecError(
-    'CONFIG_INVALID',
-    `AUTHSEC_DEV_IDP_PORT: port ${env.devIdpPort} is in use by something that is not an AuthSec development IdP`,
-  );
+  if (!hosted) logger.info('Using the development IdP another process hosts', { issuer });
+  let checking = false;
+  const watchdog = setInterval(() => {
+    if (hosted || checking) return;
+    checking = true;
+    void (async () => {
+      try {
+        if (!(await isOurIdp())) {
+          hosted = await host();
+          if (hosted)
+            logger.warn('The development IdP host went away: this process hosts it now', { issuer });
+        }
+      } catch (error) {
+        logger.warn('Could not host the development IdP', { cause: String(error) });
+      } finally {
+        checking = false;
+      }
+    })();
+  }, 1000);
+  watchdog.unref();
+  return {
+    issuer,
+    async close() {
+      clearInterval(watchdog);
+      await hosted?.close();
+    },
+  };
 }
 
 /** Opens the storage, the engine and the login from the environment (see the module comment). */
@@ -215,6 +254,27 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
     // The engine does not close the storage it was given; close it after the engine has flushed.
     closers.push(() => authsec.close());
 
+    // Service credentials: Vault when AUTHSEC_VAULT_ADDR is set (never a fallback to the database), else the
+    // encrypted store in the tenants' own schemas.
+    let secrets: SecretBackend = storage.secrets;
+    if (env.vault) {
+      const { createVaultSecretBackend } = await import('@authsec/core/vault').catch((cause: unknown) => {
+        throw new AuthSecError(
+          'CONFIG_INVALID',
+          'AUTHSEC_VAULT_ADDR is set but node-vault is not installed: add node-vault to your dependencies',
+          { cause },
+        );
+      });
+      const vault = createVaultSecretBackend({ ...env.vault, logger });
+      closers.push(() => vault.close());
+      secrets = vault;
+      logger.info('Service credentials are read from HashiCorp Vault', {
+        addr: new URL(env.vault.addr).origin,
+        mount: env.vault.mount,
+      });
+    }
+    const services = createServiceAccessFactory({ backend: secrets, authsec });
+
     let login: LoginProvider | undefined;
     if (options.login) {
       const issuer = issuers[0]!.issuer;
@@ -257,6 +317,8 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
       audience,
       issuers: issuers.map((i) => i.issuer),
       masterKey,
+      secrets,
+      services,
       close: closeAll,
     };
   } catch (error) {

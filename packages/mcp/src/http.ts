@@ -6,12 +6,20 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type AuthSec, type Principal, toErrorResponse } from '@authsec/core';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import {
+  type AuthSec,
+  createResourceServer,
+  type ErrorResponse,
+  isLoopbackHost,
+  type Principal,
+  type ResourceServer,
+} from '@authsec/core';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { type AuthSecMcpServer, PRINCIPAL_AUTH_KEY } from './server.js';
+import type { AuthSecMcpServer } from './server.js';
+
+export { isLoopbackHost };
 
 /** Options of {@link createMcpHttpHandler}. */
 export interface McpHttpHandlerOptions {
@@ -42,11 +50,22 @@ export interface McpHttpHandlerOptions {
    */
   readonly allowToolLogin?: boolean;
   /**
-   * `Origin` values accepted (DNS-rebinding protection); a request with another `Origin` is refused (403).
-   * Requests without `Origin` (non-browser clients) pass. Default: the resource URL's origin, plus its
-   * `localhost` / `127.0.0.1` / `[::1]` aliases when it is a loopback URL.
+   * `Origin` values accepted besides the resource URL's own origin and, when the resource is on loopback, any
+   * loopback origin (DNS-rebinding protection); a request with another `Origin` is refused (403). Requests
+   * without `Origin` (non-browser clients) pass. Default: none.
    */
   readonly allowedOrigins?: readonly string[];
+  /**
+   * How a `tools/call` that more scopes alone would allow is refused: `'http'` answers 403 with an
+   * `insufficient_scope` challenge naming every scope needed (the SDK client steps up); `'result'` lets the
+   * server answer an `isError` result with `_meta['authsec/error'] = { code, scopes }`. Default `'result'`
+   * here (compatible with earlier releases); `@authsec/express` and `createResourceServer` default to `'http'`.
+   */
+  readonly insufficientScope?: 'http' | 'result';
+  /** CORS for browser clients: these origins may call, and see `WWW-Authenticate` and `Mcp-Session-Id`. Default off. */
+  readonly cors?: { readonly origins: readonly string[] };
+  /** Trust `X-Forwarded-For` for the loopback check of `allowToolLogin`. Default `false`. */
+  readonly trustProxy?: boolean;
   /** Largest request body, bytes; larger is 413. Default 1 MiB. */
   readonly maxBodyBytes?: number;
   /** A session unused for this long is closed (clients reinitialize on the 404 that follows). Default 30 min. */
@@ -63,6 +82,39 @@ export interface McpHttpHandler {
   (req: IncomingMessage, res: ServerResponse): void;
   /** The RFC 9728 metadata URL (path form) put into challenges. */
   readonly resourceMetadataUrl: string;
+  /** The resource server behind it (metadata, challenges, origin rules). */
+  readonly resourceServer: ResourceServer;
+  /** The number of live MCP sessions (stateful mode). */
+  readonly sessionCount: number;
+  /** Closes every session. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link createMcpEndpoint}. */
+export interface McpEndpointOptions {
+  /** The server whose connections this endpoint serves. */
+  readonly server: AuthSecMcpServer;
+  /** The resource server (from `createResourceServer` of `@authsec/core`) that authenticates every request. */
+  readonly resourceServer: ResourceServer;
+  /** Stateless mode (see {@link McpHttpHandlerOptions.stateless}). Default `false`. */
+  readonly stateless?: boolean;
+  /** Tool-based login without a token, loopback only (see {@link McpHttpHandlerOptions.allowToolLogin}). Default `false`. */
+  readonly allowToolLogin?: boolean;
+  /** Largest request body, bytes; larger is 413. Default 1 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Idle session timeout. Default 30 min. */
+  readonly sessionIdleTimeoutMs?: number;
+}
+
+/** A request with what body parsers and the auth layer may have attached. */
+export type McpEndpointRequest = IncomingMessage & { body?: unknown; auth?: unknown };
+
+/**
+ * The Streamable HTTP MCP endpoint for one path, on `node:http` request and response objects (which Express,
+ * Fastify's `raw` and Nest's platforms all expose). Never rejects: failures are answered.
+ */
+export interface McpEndpoint {
+  (req: McpEndpointRequest, res: ServerResponse): Promise<void>;
   /** The number of live MCP sessions (stateful mode). */
   readonly sessionCount: number;
   /** Closes every session. */
@@ -77,37 +129,14 @@ interface Session {
   lastSeen: number;
 }
 
-const METADATA_PREFIX = '/.well-known/oauth-protected-resource';
 const DEFAULT_MAX_BODY = 1024 * 1024;
 const DEFAULT_IDLE_MS = 30 * 60 * 1000;
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-
-/** Whether a host name or address is the loopback interface. */
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || host.startsWith('127.') || host === '::ffff:127.0.0.1';
-}
-
-function canonicalResource(value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`resourceUrl: not a valid URL: ${JSON.stringify(value)}`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    throw new TypeError('resourceUrl: must be http(s)');
-  if (url.hash !== '' || value.includes('#')) throw new TypeError('resourceUrl: must not have a fragment');
-  if (url.search !== '') throw new TypeError('resourceUrl: must not have a query');
-  if (url.pathname.length > 1 && url.pathname.endsWith('/'))
-    throw new TypeError('resourceUrl: must not end with a slash');
-  return url;
-}
 
 function send(
   res: ServerResponse,
   status: number,
   body: unknown,
-  headers: Record<string, string> = {},
+  headers: Readonly<Record<string, string>> = {},
 ): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -117,6 +146,37 @@ function send(
     'content-length': String(Buffer.byteLength(text)),
   });
   res.end(text);
+}
+
+/** Writes a core `{ status, headers, body }` error response to a `node:http` response. */
+export function sendErrorResponse(res: ServerResponse, response: ErrorResponse): void {
+  send(res, response.status, response.body, response.headers);
+}
+
+/** Writes the RFC 9728 document of `resourceServer` (GET, HEAD; OPTIONS for CORS; 405 otherwise). */
+export function sendResourceMetadata(
+  req: IncomingMessage,
+  res: ServerResponse,
+  resourceServer: ResourceServer,
+): void {
+  // The metadata is public and read by browser-based clients during discovery: any origin may read it.
+  const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, OPTIONS' };
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, cors).end();
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD, OPTIONS' });
+    return;
+  }
+  const metadata = JSON.stringify(resourceServer.metadata());
+  res.writeHead(200, {
+    ...cors,
+    'content-type': 'application/json',
+    'cache-control': 'public, max-age=300',
+    'content-length': String(Buffer.byteLength(metadata)),
+  });
+  res.end(req.method === 'HEAD' ? undefined : metadata);
 }
 
 function sendRpcError(
@@ -176,63 +236,38 @@ function containsInitialize(body: unknown): boolean {
   return Array.isArray(body) ? body.some((m) => isInitializeRequest(m)) : isInitializeRequest(body);
 }
 
-function ownerOf(principal: Principal | undefined): string | null {
-  return principal ? JSON.stringify([principal.issuer, principal.tenantId, principal.subject]) : null;
-}
-
-function bearerToken(authorization: string): string {
-  return authorization.trim().replace(/^Bearer +/i, '');
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /**
- * The Streamable HTTP MCP endpoint as a `node:http` listener. Every request is authenticated by its own bearer
- * token (a session never authenticates): a missing or bad token is 401 with an RFC 6750 challenge naming the
- * RFC 9728 metadata URL; an unreachable key set or database is 503. The verified principal reaches the server
- * as `req.auth.extra.principal`, so `tools/list` is computed per request.
- *
- * Stateful sessions are bound to the issuer, tenant and subject that created them. A request presenting a
- * session id with another subject gets the same 404 "Session not found" as an unknown id: nothing tells
- * it the session exists, and spec-following clients recover by initializing a new session of their own.
- *
- * Also: `Origin` validation (403), a body limit (413), 400 for malformed JSON, 405 for other methods.
- * Misconfiguration is a `TypeError` here.
+ * The Streamable HTTP MCP endpoint (see {@link McpEndpoint}), shared by `createMcpHttpHandler` and the framework
+ * adapters. Every request is authenticated by its own bearer token through the resource server (a session
+ * never authenticates); the verified principal reaches the server as `req.auth.extra.principal`, so
+ * `tools/list` is computed per request. Stateful sessions are bound to the subject that created them: another
+ * subject presenting the id gets the same 404 as an unknown id. Also: `Origin` validation (403), CORS when
+ * configured, a body limit (413), 400 for malformed JSON, 405 for other methods, and the 403
+ * `insufficient_scope` step-up for `tools/call` when the resource server says so. A body already parsed by a
+ * framework (`req.body`) is used as it is. Misconfiguration is a `TypeError` here.
  */
-export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
-  const { server, authsec } = options;
-  const resource = canonicalResource(options.resourceUrl);
-  const resourceUrl = resource.pathname === '/' ? resource.origin : `${resource.origin}${resource.pathname}`;
-  const mcpPath = resource.pathname;
-  const pathMetadata = `${METADATA_PREFIX}${mcpPath === '/' ? '' : mcpPath}`;
-  const resourceMetadataUrl = `${resource.origin}${pathMetadata}`;
-  const authorizationServers = [...(options.authorizationServers ?? [])];
-  if (authorizationServers.length === 0) {
-    throw new TypeError('createMcpHttpHandler: authorizationServers needs at least one issuer URL');
-  }
+export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
+  const { server, resourceServer: rs } = options;
+  if (typeof rs?.authenticate !== 'function')
+    throw new TypeError('createMcpEndpoint: resourceServer must come from createResourceServer()');
+  if (typeof server?.createServer !== 'function')
+    throw new TypeError('createMcpEndpoint: server must come from createAuthSecServer()');
   const stateless = options.stateless === true;
   const allowToolLogin = options.allowToolLogin === true;
   if (allowToolLogin && stateless) {
-    throw new TypeError(
-      'createMcpHttpHandler: allowToolLogin needs sessions; it cannot be used with stateless',
-    );
+    throw new TypeError('createMcpEndpoint: allowToolLogin needs sessions; it cannot be used with stateless');
   }
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isInteger(maxBody) || maxBody <= 0)
     throw new TypeError('maxBodyBytes must be a positive integer');
   const idleMs = options.sessionIdleTimeoutMs ?? DEFAULT_IDLE_MS;
-  const scopes = [...(options.scopesSupported ?? server.scopesSupported)].filter(
-    (s) => s !== 'offline_access',
-  );
-  const allowedOrigins = new Set(options.allowedOrigins ?? defaultOrigins(resource));
-  const metadata = JSON.stringify({
-    resource: resourceUrl,
-    authorization_servers: authorizationServers,
-    scopes_supported: scopes,
-    bearer_methods_supported: ['header'],
-    resource_name: options.resourceName ?? server.name,
-  });
-  const challenge = { resourceMetadataUrl, scopes };
-  const logger = authsec.logger;
   const sessions = new Map<string, Session>();
+  const logger = rs.logger;
 
   const sweep = setInterval(
     () => {
@@ -246,25 +281,6 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   const closeSession = async (id: string, session: Session): Promise<void> => {
     if (sessions.get(id) === session) sessions.delete(id);
     await Promise.allSettled([session.transport.close(), session.server.close()]);
-  };
-
-  const serveMetadata = (req: IncomingMessage, res: ServerResponse): void => {
-    const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, OPTIONS' };
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, cors).end();
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD, OPTIONS' });
-      return;
-    }
-    res.writeHead(200, {
-      ...cors,
-      'content-type': 'application/json',
-      'cache-control': 'public, max-age=300',
-      'content-length': String(Buffer.byteLength(metadata)),
-    });
-    res.end(req.method === 'HEAD' ? undefined : metadata);
   };
 
   const handleStateless = async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
@@ -284,9 +300,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     body: unknown,
     principal: Principal | undefined,
   ): Promise<void> => {
-    const header = req.headers['mcp-session-id'];
-    const sessionId = Array.isArray(header) ? header[0] : header;
-    const owner = ownerOf(principal);
+    const sessionId = header(req, 'mcp-session-id');
     if (sessionId === undefined) {
       if (req.method !== 'POST' || !containsInitialize(body)) {
         sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
@@ -295,7 +309,12 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       const id = randomUUID();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id });
       const mcp = server.createServer(id);
-      const session: Session = { transport, server: mcp, owner, lastSeen: Date.now() };
+      const session: Session = {
+        transport,
+        server: mcp,
+        owner: rs.sessionOwner(principal),
+        lastSeen: Date.now(),
+      };
       transport.onclose = () => {
         if (sessions.get(id) === session) sessions.delete(id);
       };
@@ -307,17 +326,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       return;
     }
     const session = sessions.get(sessionId);
-    if (session === undefined || session.owner !== owner) {
-      if (session !== undefined) {
-        logger.warn('An MCP session id was presented by another subject; refused', { status: 404 });
-        authsec.audit({
-          action: 'authenticate',
-          decision: 'deny',
-          ...(principal ? { principal } : {}),
-          target: 'mcp-session',
-          reason: 'PERMISSION_DENIED',
-        });
-      }
+    if (session === undefined || !rs.canUseSession(session.owner, principal)) {
       sendRpcError(res, 404, -32001, 'Session not found');
       return;
     }
@@ -325,18 +334,16 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     await session.transport.handleRequest(req, res, body);
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path === pathMetadata || path === METADATA_PREFIX) return serveMetadata(req, res);
-    if (path !== mcpPath) {
-      if (options.fallback) return options.fallback(req, res);
-      return send(res, 404, { error: 'not_found' });
-    }
-    const origin = req.headers.origin;
-    if (origin !== undefined && !allowedOrigins.has(origin)) {
-      return sendRpcError(res, 403, -32000, 'Forbidden: Origin not allowed');
-    }
+  const handle = async (req: McpEndpointRequest, res: ServerResponse): Promise<void> => {
+    const origin = header(req, 'origin');
+    for (const [name, value] of Object.entries(rs.corsHeaders(origin, req.method === 'OPTIONS')))
+      res.setHeader(name, value);
+    if (!rs.checkOrigin(origin)) return sendRpcError(res, 403, -32000, 'Forbidden: Origin not allowed');
     const allowed = stateless ? ['POST'] : ['GET', 'POST', 'DELETE'];
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { allow: [...allowed, 'OPTIONS'].join(', ') }).end();
+      return;
+    }
     if (!allowed.includes(req.method ?? '')) {
       return sendRpcError(res, 405, -32000, 'Method not allowed', { allow: allowed.join(', ') });
     }
@@ -344,48 +351,47 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     const authorization = req.headers.authorization;
     let principal: Principal | undefined;
     const anonymousAllowed =
-      allowToolLogin && authorization === undefined && isLoopbackHost(req.socket.remoteAddress ?? '');
+      allowToolLogin &&
+      authorization === undefined &&
+      rs.isLoopbackClient({
+        remoteAddress: req.socket.remoteAddress,
+        forwardedFor: header(req, 'x-forwarded-for'),
+      });
     if (!anonymousAllowed) {
       try {
-        principal = await authsec.authenticateHeader(authorization);
+        principal = await rs.authenticate({ authorization });
       } catch (error) {
-        const response = toErrorResponse(error, challenge);
-        return send(res, response.status, response.body, { ...response.headers });
+        return sendErrorResponse(res, rs.challenge(error));
       }
     }
 
     let body: unknown;
     if (req.method === 'POST') {
-      const read = await readJsonBody(req, res, maxBody);
-      if (!read.ok) return;
-      body = read.value;
+      if (req.body !== undefined) body = req.body;
+      else {
+        const read = await readJsonBody(req, res, maxBody);
+        if (!read.ok) return;
+        body = read.value;
+      }
     }
-    if (principal !== undefined && authorization !== undefined) {
-      const auth: AuthInfo = {
-        token: bearerToken(authorization),
-        clientId: principal.clientId ?? '',
-        scopes: [...principal.scopes],
-        expiresAt: principal.expiresAt,
-        resource,
-        extra: { [PRINCIPAL_AUTH_KEY]: principal },
-      };
-      (req as IncomingMessage & { auth?: AuthInfo }).auth = auth;
+    if (principal !== undefined) {
+      const refusal = rs.preflightToolCall(principal, body);
+      if (refusal !== undefined) return sendErrorResponse(res, refusal);
+      req.auth = rs.authInfo(principal, { authorization });
     }
     if (stateless) return handleStateless(req, res, body);
     return handleStateful(req, res, body, principal);
   };
 
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+  const endpoint = (req: McpEndpointRequest, res: ServerResponse): Promise<void> =>
     handle(req, res).catch((error: unknown) => {
       logger.error('MCP HTTP request failed', { cause: String(error) });
       if (!res.headersSent) sendRpcError(res, 500, -32603, 'Internal error');
       else res.end();
     });
-  };
 
   // defineProperties, not Object.assign: assign would copy the getter's value once instead of the getter.
-  return Object.defineProperties(handler, {
-    resourceMetadataUrl: { value: resourceMetadataUrl, enumerable: true },
+  return Object.defineProperties(endpoint, {
     sessionCount: { get: () => sessions.size, enumerable: true },
     close: {
       value: async (): Promise<void> => {
@@ -393,17 +399,63 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
         await Promise.allSettled([...sessions].map(([id, s]) => closeSession(id, s)));
       },
     },
-  }) as McpHttpHandler;
+  }) as McpEndpoint;
 }
 
-function defaultOrigins(resource: URL): string[] {
-  const origins = [resource.origin];
-  if (isLoopbackHost(resource.hostname)) {
-    const port = resource.port === '' ? '' : `:${resource.port}`;
-    for (const host of ['localhost', '127.0.0.1', '[::1]'])
-      origins.push(`${resource.protocol}//${host}${port}`);
+/**
+ * The Streamable HTTP MCP endpoint as a `node:http` listener: the resource server of `@authsec/core` (RFC 9728
+ * metadata at the path form and the root form, RFC 6750 challenges, `Origin` rules, the `insufficient_scope`
+ * step-up) in front of {@link createMcpEndpoint} at the resource URL's path. A missing or bad token is 401 with
+ * a challenge naming the metadata URL; an unreachable key set or database is 503. Stateful sessions are bound
+ * to the issuer, tenant and subject that created them. Other paths go to `fallback` (default 404).
+ * Misconfiguration is a `TypeError` here.
+ */
+export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
+  const { server } = options;
+  if (options.allowToolLogin === true && options.stateless === true) {
+    throw new TypeError(
+      'createMcpHttpHandler: allowToolLogin needs sessions; it cannot be used with stateless',
+    );
   }
-  return [...new Set(origins)];
+  if ((options.authorizationServers ?? []).length === 0) {
+    throw new TypeError('createMcpHttpHandler: authorizationServers needs at least one issuer URL');
+  }
+  const rs = createResourceServer({
+    authsec: options.authsec,
+    resourceUrl: options.resourceUrl,
+    authorizationServers: options.authorizationServers,
+    scopesSupported: options.scopesSupported ?? server.scopesSupported,
+    resourceName: options.resourceName ?? server.name,
+    insufficientScope: options.insufficientScope ?? 'result',
+    ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+    ...(options.cors ? { cors: options.cors } : {}),
+    ...(options.trustProxy ? { trustProxy: true } : {}),
+  });
+  const endpoint = createMcpEndpoint({
+    server,
+    resourceServer: rs,
+    stateless: options.stateless === true,
+    allowToolLogin: options.allowToolLogin === true,
+    ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+    ...(options.sessionIdleTimeoutMs === undefined
+      ? {}
+      : { sessionIdleTimeoutMs: options.sessionIdleTimeoutMs }),
+  });
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (rs.metadataPaths.includes(path)) sendResourceMetadata(req, res, rs);
+    else if (path === rs.mcpPath) void endpoint(req, res);
+    else if (options.fallback) options.fallback(req, res);
+    else send(res, 404, { error: 'not_found' });
+  };
+
+  return Object.defineProperties(handler, {
+    resourceMetadataUrl: { value: rs.resourceMetadataUrl, enumerable: true },
+    resourceServer: { value: rs, enumerable: true },
+    sessionCount: { get: () => endpoint.sessionCount, enumerable: true },
+    close: { value: () => endpoint.close() },
+  }) as McpHttpHandler;
 }
 
 /** Options of {@link startHttpServer}: the handler's, with where to listen. */

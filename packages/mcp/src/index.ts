@@ -8,12 +8,18 @@
 
 export { type Defaults, type DefaultsOptions, defaultStdioAudience, openDefaults } from './defaults.js';
 export {
+  createMcpEndpoint,
   createMcpHttpHandler,
   isLoopbackHost,
+  type McpEndpoint,
+  type McpEndpointOptions,
+  type McpEndpointRequest,
   type McpHttpHandler,
   type McpHttpHandlerOptions,
   type RunningHttpServer,
   type StartHttpServerOptions,
+  sendErrorResponse,
+  sendResourceMetadata,
   startHttpServer,
 } from './http.js';
 export { type ArgsOf, type ToolInputSchema, USER_INFO_KEY, type ZodInputSchema } from './input-schema.js';

@@ -57,7 +57,11 @@ export interface RunMcpServerOptions {
   readonly authorizationServers?: readonly string[];
   /** HTTP stateless mode (see `createMcpHttpHandler`). Default `false`. */
   readonly stateless?: boolean;
-  /** The `services` of a tool's context. Default: none configured (reads fail with `SERVICE_UNAVAILABLE`). */
+  /**
+   * The `services` of a tool's context. Default, with the embedded defaults (no `authsec` given): the tenant's
+   * credentials from Vault (`AUTHSEC_VAULT_ADDR`) or the encrypted PostgreSQL store; with an engine of your
+   * own: none (reads fail with `SERVICE_UNAVAILABLE`), pass `createServiceAccessFactory(...)`.
+   */
   readonly services?: (principal: Principal) => ServiceAccess;
   /** Grant changes to follow with `tools/list_changed`. Default: the engine options' `directory`. */
   readonly directory?: PrincipalDirectory;
@@ -213,6 +217,7 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
     ? { authsec: defaults.authsec, issuers: defaults.issuers, directory: defaults.storage.directory }
     : resolveEngine(options, env, resourceUrl);
   const logger = authsec.logger;
+  const services = options.services ?? defaults?.services;
 
   let login: LoginProvider | undefined;
   let server: AuthSecMcpServer;
@@ -229,7 +234,7 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
       tools: options.tools,
       authsec,
       ...(login ? { login } : {}),
-      ...(options.services ? { services: options.services } : {}),
+      ...(services ? { services } : {}),
       ...(directory ? { directory } : {}),
       ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
     });

@@ -45,7 +45,13 @@ export const ADMIN_TOOLS = [
 ] as const;
 
 /** The sample tools the analyst (role analyst, scope read, resource analytics) may use. */
-export const ANALYST_TOOLS = ['hello', 'calculator', 'view_analytics', 'view_reports', 'list_my_repos'] as const;
+export const ANALYST_TOOLS = [
+  'hello',
+  'calculator',
+  'view_analytics',
+  'view_reports',
+  'list_my_repos',
+] as const;
 
 function demoUser(prefix: string): ResolvedDevUser {
   const user = DEMO_USERS.find((u) => u.email.startsWith(prefix));

@@ -127,7 +127,7 @@ function readRequirement(ctx: CommandContext): Requirement | undefined {
     error: (message) => warnings.push(message),
   };
   try {
-    compileRequirement(value as Requirement, { name: 'requirement', logger });
+    compileRequirement(value as Requirement, { logger });
   } catch (error) {
     if (error instanceof TypeError) throw new UsageError(`--requirement: ${error.message}`, ctx.command);
     throw error;

@@ -9,6 +9,14 @@
  */
 
 export {
+  createPostgresSecretBackend,
+  type PostgresSecretBackend,
+  type PostgresSecretBackendOptions,
+  type RewrapResult,
+  SECRET_DATA_KEY_PURPOSE,
+  SECRET_MIGRATIONS,
+} from '../secrets/postgres-store.js';
+export {
   AUDIT_MIGRATIONS,
   type AuditProblem,
   type AuditProblemKind,

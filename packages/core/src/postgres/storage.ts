@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { MasterKeyRing } from '../env.js';
+import { createPostgresSecretBackend, type PostgresSecretBackend } from '../secrets/postgres-store.js';
 import type { SessionStore } from '../sessions.js';
 import type { Clock, Logger } from '../types.js';
 import { createPostgresAuditSink, type PostgresAuditSink } from './audit-store.js';
@@ -18,7 +19,7 @@ export interface OpenStorageOptions {
   readonly databaseUrl?: string | undefined;
   /** Data folder for the embedded database. Required without `databaseUrl`. */
   readonly dataDir?: string | undefined;
-  /** Key ring for sessions and the audit chain. */
+  /** Key ring for sessions, the audit chain and the secret store's data keys. */
   readonly masterKey: MasterKeyRing;
   /** Apply pending migrations at open. Default `true`. */
   readonly migrate?: boolean;
@@ -39,6 +40,11 @@ export interface Storage {
   readonly sessions: SessionStore;
   /** Tamper-evident per-tenant audit log; pass it among the engine's audit sinks. */
   readonly audit: PostgresAuditSink;
+  /**
+   * The encrypted service-credential store (per-tenant tables, envelope encryption under the master key). The
+   * default `SecretBackend` when no Vault is configured.
+   */
+  readonly secrets: PostgresSecretBackend;
   /** Flushes the audit log and closes everything, database last. Idempotent. */
   close(): Promise<void>;
 }
@@ -82,6 +88,11 @@ export async function openStorage(options: OpenStorageOptions): Promise<Storage>
       masterKey: options.masterKey,
       ...common,
     });
+    const secrets = createPostgresSecretBackend({
+      tenancy,
+      masterKey: options.masterKey,
+      ...common,
+    });
     let closed = false;
     return {
       sql,
@@ -89,10 +100,16 @@ export async function openStorage(options: OpenStorageOptions): Promise<Storage>
       directory,
       sessions,
       audit,
+      secrets,
       async close() {
         if (closed) return;
         closed = true;
-        const results = await Promise.allSettled([audit.close(), sessions.close(), directory.close()]);
+        const results = await Promise.allSettled([
+          audit.close(),
+          sessions.close(),
+          directory.close(),
+          secrets.close(),
+        ]);
         await opened.close();
         await sql.close();
         const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

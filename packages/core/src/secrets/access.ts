@@ -85,10 +85,12 @@ function checkFactoryOptions(options: ServiceAccessFactoryOptions, what: string)
   return ttl;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 // A service name as it may appear in an audit record: only when well-formed, since it comes from tool code.
 function auditTarget(name: unknown): string | undefined {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused.
-  return typeof name === 'string' && name.length > 0 && name.length <= 128 && !/[\u0000-\u001f\u007f]/.test(name)
+  return typeof name === 'string' && name.length > 0 && name.length <= 128 && !CONTROL.test(name)
     ? name
     : undefined;
 }

@@ -69,7 +69,8 @@ function checkUrl(value: unknown): string | undefined {
     return bad('Invalid url: not an absolute URL');
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') bad('Invalid url: http(s) only');
-  if (parsed.username || parsed.password) bad('Invalid url: credentials belong in the credentials, not the URL');
+  if (parsed.username || parsed.password)
+    bad('Invalid url: credentials belong in the credentials, not the URL');
   return url;
 }
 
@@ -85,7 +86,9 @@ export function checkCredentials(credentials: unknown): Readonly<Record<string, 
   for (const [key, value] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (!CREDENTIAL_KEY.test(key)) bad('Invalid credentials: keys are [A-Za-z0-9_.-]{1,64}');
     if (typeof value !== 'string' || value.length === 0 || value.length > MAX_CREDENTIAL_LENGTH) {
-      bad(`Invalid credentials: the value of '${key}' must be a string of 1 to ${MAX_CREDENTIAL_LENGTH} characters`);
+      bad(
+        `Invalid credentials: the value of '${key}' must be a string of 1 to ${MAX_CREDENTIAL_LENGTH} characters`,
+      );
     }
     out[key] = value;
   }
@@ -102,7 +105,9 @@ export function checkMetadata(metadata: unknown): Readonly<Record<string, string
   for (const [key, value] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (!METADATA_KEY.test(key)) bad('Invalid metadata: keys are [A-Za-z0-9_.-]{1,64}');
     if (typeof value !== 'string' || value.length > MAX_METADATA_LENGTH) {
-      bad(`Invalid metadata: the value of '${key}' must be a string of at most ${MAX_METADATA_LENGTH} characters`);
+      bad(
+        `Invalid metadata: the value of '${key}' must be a string of at most ${MAX_METADATA_LENGTH} characters`,
+      );
     }
     out[key] = value;
   }

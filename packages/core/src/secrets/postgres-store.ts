@@ -2,11 +2,12 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { open, seal } from '../crypto.js';
 import type { MasterKeyRing } from '../env.js';
 import { AuthSecError, isAuthSecError } from '../errors.js';
+import { createLogger } from '../logger.js';
 import { type Migration, registerMigrations } from '../postgres/migrations.js';
 import { type SqlQueryable, toDatabaseError } from '../postgres/sql.js';
 import type { Tenancy } from '../postgres/tenancy.js';
 import type { TenantHandle } from '../postgres/tenancy-types.js';
-import type { Clock, Requirement } from '../types.js';
+import type { Clock, Logger, Requirement } from '../types.js';
 import {
   type CheckedInput,
   canonicalJson,
@@ -88,6 +89,8 @@ export interface PostgresSecretBackendOptions {
   readonly masterKey: MasterKeyRing;
   /** Clock (ms) for versions' times and grace periods. Default `Date.now`. */
   readonly clock?: Clock;
+  /** Logger (re-wrap problems). Default: JSON lines on stderr. */
+  readonly logger?: Logger;
 }
 
 /** What {@link PostgresSecretBackend.rewrapAll} did. */
@@ -96,6 +99,11 @@ export interface RewrapResult {
   readonly tenants: number;
   /** Data keys re-wrapped under the active master key. */
   readonly rewrapped: number;
+  /**
+   * Data keys that could not be unwrapped (altered rows, or a key already gone from the ring), left as they
+   * are and logged. Keep the old key in the ring while this is not 0.
+   */
+  readonly failed: number;
 }
 
 /** The encrypted PostgreSQL {@link SecretBackend}. */
@@ -105,7 +113,7 @@ export interface PostgresSecretBackend extends SecretBackend, SecretVersionProbe
    * Re-wraps every data key not wrapped under the ring's active key (of one tenant, or of every tenant,
    * disabled ones included), leaving the credential ciphertexts as they are. Safe while serving: reads keep
    * working throughout, since the old key is still in the ring. Run it after making a new key active; remove
-   * the old key from the ring only afterwards.
+   * the old key from the ring only afterwards, once `failed` is 0.
    */
   rewrapAll(tenantId?: string): Promise<RewrapResult>;
 }
@@ -128,7 +136,8 @@ interface SealedRow extends SecretRow {
   key_id: string;
 }
 
-const COLUMNS = 'name, version, service_type, auth_type, url, metadata, requirement, credential_keys, created_at';
+const COLUMNS =
+  'name, version, service_type, auth_type, url, metadata, requirement, credential_keys, created_at';
 
 // Drivers differ: jsonb arrives parsed (pg, PGlite) but be lenient with text.
 function json<T>(value: T | string | null): T | null {
@@ -212,10 +221,13 @@ export function createPostgresSecretBackend(options: PostgresSecretBackendOption
   }
   const ring = options.masterKey;
   if (!ring || typeof ring.activeKid !== 'string' || !ring.keys?.get(ring.activeKid)) {
-    throw new TypeError('createPostgresSecretBackend: options.masterKey must be a key ring with its active key');
+    throw new TypeError(
+      'createPostgresSecretBackend: options.masterKey must be a key ring with its active key',
+    );
   }
   const { tenancy } = options;
   const clock = options.clock ?? Date.now;
+  const logger = options.logger ?? createLogger();
   let closed = false;
 
   const route = async (tenantId: string, write: boolean): Promise<TenantHandle> => {
@@ -239,7 +251,11 @@ export function createPostgresSecretBackend(options: PostgresSecretBackendOption
     return toDatabaseError(error, `secret store of tenant '${tenantId}'`);
   };
 
-  const run = async <T>(tenantId: string, write: boolean, fn: (h: TenantHandle) => Promise<T>): Promise<T> => {
+  const run = async <T>(
+    tenantId: string,
+    write: boolean,
+    fn: (h: TenantHandle) => Promise<T>,
+  ): Promise<T> => {
     const handle = await route(tenantId, write);
     try {
       return await fn(handle);
@@ -255,7 +271,12 @@ export function createPostgresSecretBackend(options: PostgresSecretBackendOption
     const version = Number(row.version);
     let credentials: Readonly<Record<string, string>>;
     try {
-      const dataKey = open(ring, SECRET_DATA_KEY_PURPOSE, row.wrapped_key, keyAad(tenantId, row.name, version));
+      const dataKey = open(
+        ring,
+        SECRET_DATA_KEY_PURPOSE,
+        row.wrapped_key,
+        keyAad(tenantId, row.name, version),
+      );
       const plaintext = decrypt(dataKey, row.ciphertext, dataAad(tenantId, version, fields, fields.keys));
       dataKey.fill(0);
       credentials = checkCredentials(JSON.parse(plaintext));
@@ -282,7 +303,11 @@ export function createPostgresSecretBackend(options: PostgresSecretBackendOption
   ): Promise<StoredServiceSecret> => {
     const keys = Object.keys(fields.credentials).sort();
     const dataKey = randomBytes(32);
-    const ciphertext = encrypt(dataKey, JSON.stringify(fields.credentials), dataAad(tenantId, version, fields, keys));
+    const ciphertext = encrypt(
+      dataKey,
+      JSON.stringify(fields.credentials),
+      dataAad(tenantId, version, fields, keys),
+    );
     const wrapped = seal(ring, SECRET_DATA_KEY_PURPOSE, dataKey, keyAad(tenantId, fields.name, version));
     dataKey.fill(0);
     await tx.query(
@@ -326,7 +351,13 @@ export function createPostgresSecretBackend(options: PostgresSecretBackendOption
   };
 
   // Retires the version that was current: kept until `now + graceMs`, or deleted at once.
-  const retire = async (tx: SqlQueryable, h: TenantHandle, name: string, version: number, graceMs: number) => {
+  const retire = async (
+    tx: SqlQueryable,
+    h: TenantHandle,
+    name: string,
+    version: number,
+    graceMs: number,
+  ) => {
     if (graceMs > 0) {
       await tx.query(`UPDATE ${table(h)} SET expires_at = $3 WHERE name = $1 AND version = $2`, [
         name,
@@ -431,28 +462,40 @@ export function createPostgresSecretBackend(options: PostgresSecretBackendOption
       if (closed) throw new AuthSecError('SERVICE_UNAVAILABLE', 'The secret store is closed');
       const tenants = tenantId === undefined ? (await tenancy.list()).map((t) => t.id) : [tenantId];
       let rewrapped = 0;
+      let failed = 0;
       for (const id of tenants) {
-        rewrapped += await run(id, true, async (h) => {
-          let count = 0;
+        await run(id, true, async (h) => {
+          // Keyset pagination: every row is visited once, whatever happens to it.
+          let after: [string, number] = ['', 0];
           for (;;) {
-            const r = await h.sql.query<{ name: string; version: number | string; wrapped_key: Uint8Array; key_id: string }>(
-              `SELECT name, version, wrapped_key, key_id FROM ${table(h)} WHERE key_id <> $1 ORDER BY name, version LIMIT ${REWRAP_BATCH}`,
-              [ring.activeKid],
+            const r = await h.sql.query<{
+              name: string;
+              version: number | string;
+              wrapped_key: Uint8Array;
+              key_id: string;
+            }>(
+              `SELECT name, version, wrapped_key, key_id FROM ${table(h)}
+               WHERE key_id <> $1 AND (name, version) > ($2, $3) ORDER BY name, version LIMIT ${REWRAP_BATCH}`,
+              [ring.activeKid, after[0], after[1]],
             );
-            if (r.rows.length === 0) return count;
-            const before = count;
+            if (r.rows.length === 0) return;
             for (const row of r.rows) {
               const version = Number(row.version);
+              after = [row.name, version];
               const aad = keyAad(id, row.name, version);
               let dataKey: Buffer;
               try {
                 dataKey = open(ring, SECRET_DATA_KEY_PURPOSE, row.wrapped_key, aad);
-              } catch (cause) {
-                throw new AuthSecError(
-                  'INTERNAL',
-                  `Cannot unwrap the data key of service '${row.name}' (version ${version}) of tenant '${id}' (key '${row.key_id}'): is that key still in the ring?`,
-                  { cause },
-                );
+              } catch {
+                // Altered, or wrapped under a key no longer in the ring: left as it is, and reported.
+                failed++;
+                logger.error('A service data key could not be unwrapped; it was not re-wrapped', {
+                  tenant: id,
+                  service: row.name,
+                  version,
+                  keyId: row.key_id,
+                });
+                continue;
               }
               const wrapped = seal(ring, SECRET_DATA_KEY_PURPOSE, dataKey, aad);
               dataKey.fill(0);
@@ -461,14 +504,12 @@ export function createPostgresSecretBackend(options: PostgresSecretBackendOption
                 `UPDATE ${table(h)} SET wrapped_key = $3, key_id = $4 WHERE name = $1 AND version = $2 AND key_id = $5`,
                 [row.name, version, wrapped, ring.activeKid, row.key_id],
               );
-              count += u.rowCount;
+              rewrapped += u.rowCount;
             }
-            // Rows changed under us by another re-wrap with another active key: stop instead of spinning.
-            if (count === before) return count;
           }
         });
       }
-      return { tenants: tenants.length, rewrapped };
+      return { tenants: tenants.length, rewrapped, failed };
     },
 
     async close() {

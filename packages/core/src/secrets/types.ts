@@ -75,7 +75,11 @@ export interface SecretBackend {
    * The current version, or an earlier one still within its rotation grace period; `undefined` when there is
    * none.
    */
-  read(tenantId: string, name: string, options?: { readonly version?: number }): Promise<StoredServiceSecret | undefined>;
+  read(
+    tenantId: string,
+    name: string,
+    options?: { readonly version?: number },
+  ): Promise<StoredServiceSecret | undefined>;
   /** Every service of the tenant, without values, by name. */
   list(tenantId: string): Promise<ServiceSecretSummary[]>;
   /** Replaces the values (a new version); the previous one stays readable for `graceMs`. `NOT_FOUND` if absent. */

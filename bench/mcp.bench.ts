@@ -1,0 +1,294 @@
+/**
+ * `tools/call` throughput over stateful Streamable HTTP: the same `hello` tool served by a plain MCP SDK server
+ * and through `@authsec/mcp` (bearer token verified on every request, the call authorized, the caller's
+ * identity handed to the tool; once without and once with an audit sink), in one run. Each server runs in a child process of its
+ * own; autocannon drives it from this process with 10 connections on 127.0.0.1, one MCP session per server.
+ * Runs alternate between the servers; the table shows medians. Writes `results/mcp.json` and exits 0 whether
+ * or not the target is met: benchmarks report, they do not gate CI.
+ *
+ * Tuning (environment): `BENCH_MCP_ROUNDS` (default 5, at least 5), `BENCH_MCP_SECONDS` (one run, default 3),
+ * `BENCH_MCP_WARMUP_SECONDS` (per server, default 2), `BENCH_MCP_CONNECTIONS` (default 10).
+ */
+
+import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { checkHelloCall, helloCall, mcpHeaders, openSession } from './lib/mcp-client.js';
+import type { BenchServerKind, ChildMessage } from './lib/mcp-servers.js';
+import {
+  alternateRounds,
+  environment,
+  formatNumber,
+  formatRatio,
+  formatTable,
+  packageRoot,
+  pairedRatio,
+  type Summary,
+  summarize,
+  writeJson,
+} from './lib/measure.js';
+
+/** Target: our throughput at least this fraction of the plain SDK server's. */
+const TARGET_RATIO = 0.9;
+
+function envInt(name: string, fallback: number, min = 1): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new TypeError(`${name} must be an integer >= ${min}`);
+  return value;
+}
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** One server under test: its child process, session and the headers of every `tools/call`. */
+interface Target {
+  readonly id: BenchServerKind;
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly hello: string;
+  headers: Record<string, string>;
+  contentType: string;
+  /** 2xx responses autocannon counted, warm-up included. */
+  answered: number;
+  readonly runs: autocannon.Result[];
+}
+
+const CASES: readonly { id: Target['id']; name: string }[] = [
+  { id: 'plain', name: 'plain SDK (McpServer)' },
+  { id: 'plain-lowlevel', name: 'plain SDK (low-level Server)' },
+  { id: 'authsec', name: '@authsec/mcp (auth + RBAC)' },
+  { id: 'authsec-audit', name: '@authsec/mcp (auth + RBAC + audit)' },
+];
+
+function nextMessage<T extends ChildMessage['type']>(
+  child: ChildProcess,
+  type: T,
+): Promise<Extract<ChildMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: ChildMessage) => {
+      if (message?.type !== type) return;
+      cleanup();
+      resolve(message as Extract<ChildMessage, { type: T }>);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`the benchmark server exited (code ${String(code)}) before sending '${type}'`));
+    };
+    const cleanup = () => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+async function startTarget(id: Target['id'], name: string): Promise<Target> {
+  const script = join(fileURLToPath(new URL('.', import.meta.url)), 'lib', 'mcp-servers.js');
+  const child = fork(script, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = await nextMessage(child, 'ready');
+  const auth: Record<string, string> = ready.token ? { authorization: `Bearer ${ready.token}` } : {};
+  const sessionId = await openSession(ready.url, auth);
+  return {
+    id,
+    name,
+    child,
+    url: ready.url,
+    hello: ready.hello,
+    headers: mcpHeaders({ ...auth, 'mcp-session-id': sessionId }),
+    contentType: '',
+    answered: 0,
+    runs: [],
+  };
+}
+
+// JSON-RPC ids must be unique among the requests in flight on one session.
+let nextId = 1;
+
+async function load(target: Target, seconds: number, connections: number): Promise<autocannon.Result> {
+  const result = await autocannon({
+    url: target.url,
+    method: 'POST',
+    headers: target.headers,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        setupRequest: (request) => ({ ...request, body: helloCall(nextId++) }),
+      },
+    ],
+  });
+  target.answered += result['2xx'];
+  if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0 || result['2xx'] === 0) {
+    throw new Error(
+      `${target.name}: ${result['2xx']} answers, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
+  }
+  return result;
+}
+
+async function main(): Promise<void> {
+  const rounds = envInt('BENCH_MCP_ROUNDS', 5, 5);
+  const seconds = envInt('BENCH_MCP_SECONDS', 3);
+  const warmupSeconds = envInt('BENCH_MCP_WARMUP_SECONDS', 2);
+  const connections = envInt('BENCH_MCP_CONNECTIONS', 10);
+
+  const targets: Target[] = [];
+  try {
+    for (const { id, name } of CASES) targets.push(await startTarget(id, name));
+
+    // Check that every server answers the call with a successful result before timing it.
+    for (const target of targets) {
+      target.contentType = await checkHelloCall(target.url, target.headers, target.hello, nextId++);
+    }
+    for (const ours of targets.filter((t) => t.id.startsWith('authsec'))) {
+      const refused = await fetch(ours.url, {
+        method: 'POST',
+        headers: { ...ours.headers, authorization: 'Bearer not-a-token' },
+        body: helloCall(nextId++),
+      });
+      await refused.arrayBuffer();
+      if (refused.status !== 401) {
+        throw new Error(`${ours.name}: a bad token was answered ${refused.status}, expected 401`);
+      }
+    }
+
+    progress(
+      `MCP tools/call over Streamable HTTP: ${connections} connections, ${rounds} rounds of ${seconds} s per server, warm-up ${warmupSeconds} s`,
+    );
+    for (const target of targets) {
+      progress(`  warm-up: ${target.name}`);
+      await load(target, warmupSeconds, connections);
+    }
+    const samples = await alternateRounds(
+      targets,
+      rounds,
+      async (target) => {
+        const result = await load(target, seconds, connections);
+        target.runs.push(result);
+        return result.requests.average;
+      },
+      (round, total) => progress(`  round ${round}/${total}`),
+    );
+
+    // Every 2xx answer was a real call of the tool; ours also audited each one as allowed.
+    for (const target of targets) {
+      target.contentType = await checkHelloCall(target.url, target.headers, target.hello, nextId++);
+      target.child.send({ type: 'stats' });
+      const stats = await nextMessage(target.child, 'stats');
+      if (stats.calls < target.answered) {
+        throw new Error(`${target.name}: ${target.answered} answers but the tool ran ${stats.calls} times`);
+      }
+      // With the sink: one `tool.call` `allow` event per run of the tool (and one `authenticate` `deny` for the
+      // bad token of the checks). Without: no event at all.
+      const events = Object.values(stats.audit).reduce((sum, n) => sum + n, 0);
+      const audited =
+        target.id === 'authsec-audit' ? (stats.audit['tool.call:allow'] ?? 0) === stats.calls : events === 0;
+      if (!audited) {
+        throw new Error(
+          `${target.name}: ${stats.calls} calls but ${JSON.stringify(stats.audit)} audit events`,
+        );
+      }
+    }
+
+    report(targets, samples, { rounds, seconds, warmupSeconds, connections });
+  } finally {
+    for (const target of targets) if (target.child.connected) target.child.disconnect();
+  }
+}
+
+interface Config {
+  rounds: number;
+  seconds: number;
+  warmupSeconds: number;
+  connections: number;
+}
+
+function report(targets: Target[], samples: number[][], config: Config): void {
+  const rows = targets.map((target, i) => {
+    const reqs = summarize(samples[i]!);
+    const latencyMean = summarize(target.runs.map((r) => r.latency.average));
+    const latencyP99 = summarize(target.runs.map((r) => r.latency.p99));
+    return { target, reqs, latencyMean, latencyP99, samples: samples[i]! };
+  });
+  const plain = rows.find((r) => r.target.id === 'plain')!;
+  const lowLevel = rows.find((r) => r.target.id === 'plain-lowlevel')!;
+  const ratio = (a: Summary, b: Summary) => a.median / b.median;
+  const table = formatTable(
+    [
+      { header: 'case', cell: (r: (typeof rows)[number]) => r.target.name, align: 'left' },
+      { header: 'req/s (median)', cell: (r) => formatNumber(r.reqs.median) },
+      { header: 'min–max req/s', cell: (r) => `${formatNumber(r.reqs.min)}–${formatNumber(r.reqs.max)}` },
+      { header: 'spread', cell: (r) => `${(r.reqs.spread * 100).toFixed(1)}%` },
+      { header: 'mean ms', cell: (r) => r.latencyMean.median.toFixed(2) },
+      { header: 'p99 ms', cell: (r) => formatNumber(r.latencyP99.median) },
+      { header: 'vs plain', cell: (r) => formatRatio(ratio(r.reqs, plain.reqs)) },
+    ],
+    rows,
+  );
+  const ours = rows
+    .filter((r) => r.target.id.startsWith('authsec'))
+    .map((r) => ({
+      id: r.target.id,
+      name: r.target.name,
+      oursOverPlain: ratio(r.reqs, plain.reqs),
+      oursOverPlainPaired: pairedRatio(r.samples, plain.samples),
+      oursOverLowLevel: ratio(r.reqs, lowLevel.reqs),
+      oursOverLowLevelPaired: pairedRatio(r.samples, lowLevel.samples),
+    }));
+  const contentTypes = [...new Set(targets.map((t) => t.contentType))].join(', ');
+  const width = Math.max(...ours.map((o) => o.name.length));
+
+  const out = process.stdout;
+  out.write('\nMCP tools/call throughput, stateful Streamable HTTP\n');
+  out.write(
+    `${config.connections} connections, ${config.rounds} alternated rounds of ${config.seconds} s per server, one session each, responses ${contentTypes}\n\n`,
+  );
+  out.write(`${table}\n\n`);
+  out.write('ratios (ratio of medians; in parentheses, the median of the per-round ratios):\n');
+  for (const o of ours) {
+    out.write(
+      `  ${o.name.padEnd(width)}  / McpServer ${formatRatio(o.oursOverPlain)} (${formatRatio(o.oursOverPlainPaired)})` +
+        `   / low-level Server ${formatRatio(o.oursOverLowLevel)} (${formatRatio(o.oursOverLowLevelPaired)})\n`,
+    );
+  }
+  out.write('targets:\n');
+  for (const o of ours) {
+    out.write(
+      `  ${o.oursOverPlain >= TARGET_RATIO ? 'PASS' : 'MISS'}  ${o.name} / plain McpServer, ratio of medians: ${formatRatio(o.oursOverPlain)} (target >= ${TARGET_RATIO}x)\n`,
+    );
+  }
+
+  const output = join(packageRoot(import.meta.url), 'results', 'mcp.json');
+  writeJson(output, {
+    generatedAt: new Date().toISOString(),
+    environment: environment(),
+    config: {
+      ...config,
+      transport: 'streamable-http (stateful)',
+      host: '127.0.0.1',
+      loadGenerator: 'autocannon 9.0.0',
+    },
+    responseContentTypes: contentTypes,
+    cases: rows.map((r) => ({
+      id: r.target.id,
+      name: r.target.name,
+      reqPerSec: r.reqs,
+      latencyMs: { mean: r.latencyMean, p99: r.latencyP99 },
+      answered: r.target.answered,
+    })),
+    ratios: ours,
+    target: {
+      oursOverPlainAtLeast: TARGET_RATIO,
+      met: Object.fromEntries(ours.map((o) => [o.id, o.oursOverPlain >= TARGET_RATIO])),
+    },
+  });
+  out.write(`results: ${output}\n`);
+}
+
+await main();
