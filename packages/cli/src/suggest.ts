@@ -1,16 +1,4 @@
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
+import { editDistance } from '@authsec/core';
 
 /**
  * The candidate nearest to `word` (edit distance), or `undefined` when none is close enough to be a typo of
@@ -20,7 +8,8 @@ export function nearest(word: string, candidates: readonly string[]): string | u
   let best: string | undefined;
   let bestScore = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
-    const score = candidate.startsWith(word) || word.startsWith(candidate) ? 1 : distance(word, candidate);
+    const score =
+      candidate.startsWith(word) || word.startsWith(candidate) ? 1 : editDistance(word, candidate);
     if (score < bestScore) {
       best = candidate;
       bestScore = score;

@@ -93,7 +93,8 @@ export interface AuthSecEnvOptions {
   readonly host: string;
 }
 
-function distance(a: string, b: string): number {
+/** Levenshtein edit distance between two strings (for "did you mean" suggestions). */
+export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     let prev = row[0]!;
@@ -112,7 +113,7 @@ export function nearestEnvName(name: string): string {
   let best = '';
   let bestScore = Number.POSITIVE_INFINITY;
   for (const known of Object.keys(AUTHSEC_ENV_VARIABLES)) {
-    const score = distance(name, known);
+    const score = editDistance(name, known);
     if (score < bestScore) {
       best = known;
       bestScore = score;

@@ -30,6 +30,7 @@ export {
   type AuthSecEnvOptions,
   authSecOptionsFromEnv,
   defaultDataDir,
+  editDistance,
   type MasterKeyRing,
   nearestEnvName,
   parseMasterKey,

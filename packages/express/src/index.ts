@@ -7,15 +7,14 @@
  */
 
 import {
-  type AuthSec,
   createResourceServer,
   type ResourceAuthInfo,
   type ResourceServer,
   type ResourceServerOptions,
 } from '@authsec/core';
 import {
-  type AuthSecMcpServer,
   createMcpEndpoint,
+  type McpAdapterOptions,
   sendErrorResponse,
   sendResourceMetadata,
 } from '@authsec/mcp';
@@ -76,28 +75,8 @@ export function requireAuthSec(resourceServer: ResourceServerInput): RequestHand
   };
 }
 
-/** Options of {@link authSecMcpRouter}. */
-export interface AuthSecMcpRouterOptions
-  extends Omit<ResourceServerOptions, 'authsec' | 'scopesSupported' | 'resourceName'> {
-  /** The MCP server (from `createAuthSecServer` of `@authsec/mcp`). */
-  readonly server: AuthSecMcpServer;
-  /** The engine the server uses. */
-  readonly authsec: AuthSec;
-  /** `scopes_supported` and the 401 `scope`. Default: the scopes the server's tools name. */
-  readonly scopesSupported?: readonly string[];
-  /** The metadata's `resource_name`. Default: the server's name. */
-  readonly resourceName?: string;
-  /** One SDK server per request, no sessions, no GET stream. Default `false` (sessions bound to their subject). */
-  readonly stateless?: boolean;
-  /** Lets loopback clients without a token use the login tools (stateful only). Default `false`. */
-  readonly allowToolLogin?: boolean;
-  /** Largest request body, bytes (413 above). Default 1 MiB. */
-  readonly maxBodyBytes?: number;
-  /** Idle MCP sessions are closed after this long. Default 30 min. */
-  readonly sessionIdleTimeoutMs?: number;
-  /** Liveness and readiness paths (`GET`), or `false` for none. Default `/healthz` and `/readyz`. */
-  readonly healthPaths?: { readonly live: string; readonly ready: string } | false;
-}
+/** Options of {@link authSecMcpRouter}: the adapters' common options. */
+export type AuthSecMcpRouterOptions = McpAdapterOptions;
 
 /** The router of {@link authSecMcpRouter}, with the resource server behind it and a way to close sessions. */
 export interface AuthSecMcpRouter extends Router {

@@ -7,15 +7,14 @@
  */
 
 import {
-  type AuthSec,
   createResourceServer,
   type ResourceAuthInfo,
   type ResourceServer,
   type ResourceServerOptions,
 } from '@authsec/core';
 import {
-  type AuthSecMcpServer,
   createMcpEndpoint,
+  type McpAdapterOptions,
   type McpEndpoint,
   sendResourceMetadata,
 } from '@authsec/mcp';
@@ -73,28 +72,11 @@ export function requireAuthSec(resourceServer: ResourceServerInput): AuthSecHook
   };
 }
 
-/** Options of {@link authSecPlugin}: those of `authSecMcpRouter` in `@authsec/express`. */
-export interface AuthSecPluginOptions
-  extends Omit<ResourceServerOptions, 'authsec' | 'scopesSupported' | 'resourceName'> {
-  /** The MCP server (from `createAuthSecServer` of `@authsec/mcp`). */
-  readonly server: AuthSecMcpServer;
-  /** The engine the server uses. */
-  readonly authsec: AuthSec;
-  /** `scopes_supported` and the 401 `scope`. Default: the scopes the server's tools name. */
-  readonly scopesSupported?: readonly string[];
-  /** The metadata's `resource_name`. Default: the server's name. */
-  readonly resourceName?: string;
-  /** One SDK server per request, no sessions, no GET stream. Default `false` (sessions bound to their subject). */
-  readonly stateless?: boolean;
-  /** Lets loopback clients without a token use the login tools (stateful only). Default `false`. */
-  readonly allowToolLogin?: boolean;
-  /** Largest request body, bytes (413 above); Fastify's `bodyLimit` does not apply here. Default 1 MiB. */
-  readonly maxBodyBytes?: number;
-  /** Idle MCP sessions are closed after this long. Default 30 min. */
-  readonly sessionIdleTimeoutMs?: number;
-  /** Liveness and readiness paths (`GET`), or `false` for none. Default `/healthz` and `/readyz`. */
-  readonly healthPaths?: { readonly live: string; readonly ready: string } | false;
-}
+/**
+ * Options of {@link authSecPlugin}: the adapters' common options (`maxBodyBytes` applies here, not Fastify's
+ * `bodyLimit`: the MCP routes read their own bodies).
+ */
+export type AuthSecPluginOptions = McpAdapterOptions;
 
 /** `fastify.authsec`, decorated by {@link authSecPlugin}. */
 export interface AuthSecFastify {

@@ -13,6 +13,7 @@ import {
   isLoopbackHost,
   type Principal,
   type ResourceServer,
+  type ResourceServerOptions,
 } from '@authsec/core';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -20,6 +21,29 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthSecMcpServer } from './server.js';
 
 export { isLoopbackHost };
+
+/** Options every framework adapter (Express, Fastify, NestJS) takes for its MCP endpoint. */
+export interface McpAdapterOptions
+  extends Omit<ResourceServerOptions, 'authsec' | 'scopesSupported' | 'resourceName'> {
+  /** The MCP server (from `createAuthSecServer` of `@authsec/mcp`). */
+  readonly server: AuthSecMcpServer;
+  /** The engine the server uses. */
+  readonly authsec: AuthSec;
+  /** `scopes_supported` and the 401 `scope`. Default: the scopes the server's tools name. */
+  readonly scopesSupported?: readonly string[];
+  /** The metadata's `resource_name`. Default: the server's name. */
+  readonly resourceName?: string;
+  /** One SDK server per request, no sessions, no GET stream. Default `false` (sessions bound to their subject). */
+  readonly stateless?: boolean;
+  /** Lets loopback clients without a token use the login tools (stateful only). Default `false`. */
+  readonly allowToolLogin?: boolean;
+  /** Largest request body, bytes (413 above). Default 1 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Idle MCP sessions are closed after this long. Default 30 min. */
+  readonly sessionIdleTimeoutMs?: number;
+  /** Liveness and readiness paths (`GET`), or `false` for none. Default `/healthz` and `/readyz`. */
+  readonly healthPaths?: { readonly live: string; readonly ready: string } | false;
+}
 
 /** Options of {@link createMcpHttpHandler}. */
 export interface McpHttpHandlerOptions {

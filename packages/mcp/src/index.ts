@@ -11,6 +11,7 @@ export {
   createMcpEndpoint,
   createMcpHttpHandler,
   isLoopbackHost,
+  type McpAdapterOptions,
   type McpEndpoint,
   type McpEndpointOptions,
   type McpEndpointRequest,
