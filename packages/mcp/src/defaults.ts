@@ -123,7 +123,7 @@ async function embeddedIdp(env: AuthSecEnvOptions, logger: Logger): Promise<Embe
   const issuer = `http://127.0.0.1:${env.devIdpPort}`;
 
   // Hosts the IdP, or returns undefined when the port is taken (by another process's IdP, checked by the caller).
-  const host = async (): Promise<{ close(): Promise<void> } | undefined> => {
+  const host = async (): Promise<{ readonly issuer: string; close(): Promise<void> } | undefined> => {
     try {
       const idp = await devIdp.startDevIdp({ host: '127.0.0.1', port: env.devIdpPort, jwks, logger });
       process.stderr.write(
@@ -150,6 +150,12 @@ async function embeddedIdp(env: AuthSecEnvOptions, logger: Logger): Promise<Embe
   };
 
   let hosted = await host();
+  // Port 0 means "any free port": that IdP belongs to this process alone, under the port it was given.
+  if (env.devIdpPort === 0) {
+    if (!hosted) throw new AuthSecError('INTERNAL', 'The development IdP could not start on a free port');
+    const own = hosted;
+    return { issuer: own.issuer, close: () => own.close() };
+  }
   if (!hosted && !(await isOurIdp())) {
     throw new AuthSecError(
       'CONFIG_INVALID',

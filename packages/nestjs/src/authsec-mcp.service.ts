@@ -1,0 +1,201 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AuthSec, ResourceServer } from '@authsec/core';
+import {
+  type AuthSecMcpServer,
+  createAuthSecServer,
+  createMcpEndpoint,
+  type McpEndpoint,
+  type AuthSecTool as McpTool,
+  protect,
+  sendResourceMetadata,
+  type ToolHandler,
+} from '@authsec/mcp';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { DiscoveryService, HttpAdapterHost, MetadataScanner, Reflector } from '@nestjs/core';
+import {
+  AUTHSEC_ENGINE,
+  AUTHSEC_MODULE_OPTIONS,
+  AUTHSEC_RESOURCE_SERVER,
+  AUTHSEC_TOOL_METADATA,
+} from './authsec.constants.js';
+import type { AuthSecToolMetadata } from './authsec.decorators.js';
+import type { AuthSecModuleOptions } from './authsec.options.js';
+
+/** The subset of the Express application this service touches. */
+interface ExpressLike {
+  use(handler: (req: IncomingMessage, res: ServerResponse, next: () => void) => void): unknown;
+  router?: { stack?: unknown[] };
+}
+
+/** The subset of the Fastify instance this service touches. */
+interface FastifyLike {
+  addHook(
+    name: 'onRequest',
+    hook: (
+      request: { raw: IncomingMessage },
+      reply: { raw: ServerResponse; hijack(): void },
+    ) => Promise<void>,
+  ): unknown;
+}
+
+function pathOf(url: string | undefined): string {
+  const path = (url ?? '/').split('?', 1)[0] ?? '/';
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/**
+ * Discovers the `@AuthSecTool` methods when the module starts, serves them through one `createAuthSecServer`,
+ * and mounts the MCP endpoint, the metadata documents and the health routes on the platform's raw
+ * request/response objects, ahead of Nest's body parsers (the endpoint reads and limits the body itself).
+ */
+@Injectable()
+export class AuthSecMcpService implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown {
+  private readonly logger = new Logger('AuthSecModule');
+  private server: AuthSecMcpServer | undefined;
+  private endpoint: McpEndpoint | undefined;
+  private discovered: readonly McpTool[] = [];
+
+  constructor(
+    @Inject(AUTHSEC_MODULE_OPTIONS) private readonly options: AuthSecModuleOptions,
+    @Inject(AUTHSEC_ENGINE) private readonly authsec: AuthSec,
+    @Inject(AUTHSEC_RESOURCE_SERVER) readonly resourceServer: ResourceServer,
+    @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
+    @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
+    @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  /** The tools discovered from `@AuthSecTool` methods, in discovery order. */
+  get tools(): readonly McpTool[] {
+    return this.discovered;
+  }
+
+  /** The MCP server (`undefined` before start, or with `mcp: false`). */
+  get mcpServer(): AuthSecMcpServer | undefined {
+    return this.server;
+  }
+
+  /** The number of live MCP sessions. */
+  get sessionCount(): number {
+    return this.endpoint?.sessionCount ?? 0;
+  }
+
+  onModuleInit(): void {
+    this.discovered = this.discoverTools();
+    if (this.options.mcp === false) return;
+    const { options } = this;
+    this.server = createAuthSecServer({
+      name: options.name ?? 'authsec-nestjs',
+      version: options.version ?? '1.0.0',
+      tools: [...(options.tools ?? []), ...this.discovered],
+      authsec: this.authsec,
+      ...(options.services === undefined ? {} : { services: options.services }),
+      ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
+    });
+    this.endpoint = createMcpEndpoint({
+      server: this.server,
+      resourceServer: this.resourceServer,
+      stateless: options.stateless === true,
+      allowToolLogin: options.allowToolLogin === true,
+      ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+      ...(options.sessionIdleTimeoutMs === undefined
+        ? {}
+        : { sessionIdleTimeoutMs: options.sessionIdleTimeoutMs }),
+    });
+    this.mount();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    // Before the HTTP server closes: open GET streams would otherwise keep it from closing.
+    await this.endpoint?.close();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.server) await this.server.close();
+    else if (this.options.authsec !== this.authsec) await this.authsec.close();
+  }
+
+  private discoverTools(): McpTool[] {
+    const tools: McpTool[] = [];
+    const seen = new Set<object>();
+    for (const wrapper of this.discovery.getProviders()) {
+      const instance: unknown = wrapper.instance;
+      if (typeof instance !== 'object' || instance === null || seen.has(instance)) continue;
+      if (!wrapper.isDependencyTreeStatic()) continue;
+      seen.add(instance);
+      const prototype = Object.getPrototypeOf(instance) as object | null;
+      if (prototype === null) continue;
+      for (const key of this.scanner.getAllMethodNames(prototype)) {
+        const method = (instance as Record<string, unknown>)[key];
+        if (typeof method !== 'function') continue;
+        const meta = this.reflector.get<AuthSecToolMetadata | undefined>(AUTHSEC_TOOL_METADATA, method);
+        if (meta === undefined) continue;
+        const handler: ToolHandler<unknown> = (args, context) => method.call(instance, args, context);
+        tools.push(
+          protect(meta.name, meta.requirement, handler, {
+            ...(meta.options.description === undefined ? {} : { description: meta.options.description }),
+            ...(meta.options.inputSchema === undefined ? {} : { inputSchema: meta.options.inputSchema }),
+            ...(meta.options.annotations === undefined ? {} : { annotations: meta.options.annotations }),
+          }),
+        );
+      }
+    }
+    return tools;
+  }
+
+  private mount(): void {
+    const adapter = this.adapterHost.httpAdapter;
+    if (!adapter) {
+      this.logger.warn('No HTTP adapter: the MCP endpoint is not served (create a Nest HTTP application).');
+      return;
+    }
+    const rs = this.resourceServer;
+    const endpoint = this.endpoint!;
+    const health = this.options.healthPaths ?? { live: '/healthz', ready: '/readyz' };
+    const routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => unknown>([
+      [rs.mcpPath, (req, res) => endpoint(req, res)],
+      ...rs.metadataPaths.map(
+        (path) =>
+          [path, (req: IncomingMessage, res: ServerResponse) => sendResourceMetadata(req, res, rs)] as const,
+      ),
+    ]);
+    if (health !== false) {
+      const json = (value: unknown) => (_req: IncomingMessage, res: ServerResponse) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(JSON.stringify(value));
+      };
+      routes.set(health.live, json(rs.health()));
+      routes.set(health.ready, json(rs.ready()));
+    }
+    const type = adapter.getType();
+    if (type === 'fastify') {
+      const fastify = adapter.getInstance<FastifyLike>();
+      // onRequest runs before Fastify's content-type parsing: the endpoint reads the raw body itself.
+      fastify.addHook('onRequest', async (request, reply) => {
+        const route = routes.get(pathOf(request.raw.url));
+        if (route === undefined) return;
+        reply.hijack();
+        await route(request.raw, reply.raw);
+      });
+      return;
+    }
+    const app = adapter.getInstance<ExpressLike>();
+    app.use((req, res, next) => {
+      const route = routes.get(pathOf(req.url));
+      if (route === undefined) return next();
+      void route(req, res);
+    });
+    // Nest registered its JSON parser already; the endpoint must see the raw stream (its own 400 parse error and
+    // 413 limit), so this layer goes first.
+    const stack = app.router?.stack;
+    if (Array.isArray(stack) && stack.length > 1) stack.unshift(stack.pop());
+    if (type !== 'express') this.logger.warn(`Unknown platform '${type}': mounted as Express middleware.`);
+  }
+}

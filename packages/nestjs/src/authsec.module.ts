@@ -1,0 +1,89 @@
+import {
+  type AuthSec,
+  type AuthSecOptions,
+  createAuthSec,
+  createResourceServer,
+  type ResourceServer,
+} from '@authsec/core';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { AUTHSEC_ENGINE, AUTHSEC_MODULE_OPTIONS, AUTHSEC_RESOURCE_SERVER } from './authsec.constants.js';
+import { AuthSecGuard } from './authsec.guard.js';
+import type { AuthSecModuleAsyncOptions, AuthSecModuleOptions } from './authsec.options.js';
+import { AuthSecMcpService } from './authsec-mcp.service.js';
+
+function isEngine(value: AuthSec | AuthSecOptions): value is AuthSec {
+  return typeof (value as AuthSec).authenticateHeader === 'function';
+}
+
+/** The default MCP server name. */
+export const DEFAULT_SERVER_NAME = 'authsec-nestjs';
+
+const shared: Provider[] = [
+  {
+    provide: AUTHSEC_ENGINE,
+    useFactory: (options: AuthSecModuleOptions): AuthSec => {
+      if (typeof options?.authsec !== 'object' || options.authsec === null)
+        throw new TypeError('AuthSecModule: authsec (an engine or its options) is required');
+      return isEngine(options.authsec) ? options.authsec : createAuthSec(options.authsec);
+    },
+    inject: [AUTHSEC_MODULE_OPTIONS],
+  },
+  {
+    provide: AUTHSEC_RESOURCE_SERVER,
+    useFactory: (options: AuthSecModuleOptions, authsec: AuthSec): ResourceServer =>
+      createResourceServer({
+        authsec,
+        resourceUrl: options.resourceUrl,
+        authorizationServers: options.authorizationServers,
+        // Without explicit scopes, the resource server derives them from the registered tools.
+        ...(options.scopesSupported === undefined ? {} : { scopesSupported: options.scopesSupported }),
+        resourceName: options.resourceName ?? options.name ?? DEFAULT_SERVER_NAME,
+        ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: options.allowedOrigins }),
+        ...(options.insufficientScope === undefined ? {} : { insufficientScope: options.insufficientScope }),
+        ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
+        ...(options.cors === undefined ? {} : { cors: options.cors }),
+      }),
+    inject: [AUTHSEC_MODULE_OPTIONS, AUTHSEC_ENGINE],
+  },
+  AuthSecGuard,
+  AuthSecMcpService,
+];
+
+const exported = [AUTHSEC_ENGINE, AUTHSEC_RESOURCE_SERVER, AuthSecGuard, AuthSecMcpService];
+
+/**
+ * Registers AuthSec in a Nest application (global): the engine, the resource server, {@link AuthSecGuard}, and
+ * the MCP endpoint serving every `@AuthSecTool` method at the resource URL's path with the RFC 9728 metadata.
+ */
+@Module({})
+export class AuthSecModule {
+  /** Registers the module with options known up front. Bad options throw at start. */
+  static forRoot(options: AuthSecModuleOptions): DynamicModule {
+    return {
+      module: AuthSecModule,
+      global: true,
+      imports: [DiscoveryModule],
+      providers: [{ provide: AUTHSEC_MODULE_OPTIONS, useValue: options }, ...shared],
+      exports: exported,
+    };
+  }
+
+  /** Registers the module with options from a factory (configuration services, secrets...). */
+  static forRootAsync(options: AuthSecModuleAsyncOptions): DynamicModule {
+    return {
+      module: AuthSecModule,
+      global: true,
+      imports: [DiscoveryModule, ...(options.imports ?? [])],
+      providers: [
+        {
+          provide: AUTHSEC_MODULE_OPTIONS,
+          useFactory: options.useFactory as (...args: unknown[]) => unknown,
+          inject: options.inject ?? [],
+        },
+        ...shared,
+      ],
+      exports: exported,
+    };
+  }
+}
