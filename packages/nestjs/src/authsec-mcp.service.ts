@@ -97,6 +97,7 @@ export class AuthSecMcpService implements OnModuleInit, OnModuleDestroy, OnAppli
       tools: [...(options.tools ?? []), ...this.discovered],
       authsec: this.authsec,
       ...(options.services === undefined ? {} : { services: options.services }),
+      ...(options.directory === undefined ? {} : { directory: options.directory }),
       ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
     });
     this.endpoint = createMcpEndpoint({

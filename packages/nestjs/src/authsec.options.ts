@@ -1,4 +1,4 @@
-import type { AuthSec, AuthSecOptions, Principal, ServiceAccess } from '@authsec/core';
+import type { AuthSec, AuthSecOptions, Principal, PrincipalDirectory, ServiceAccess } from '@authsec/core';
 import type { McpAdapterOptions, AuthSecTool as McpTool } from '@authsec/mcp';
 import type { FactoryProvider, ModuleMetadata } from '@nestjs/common';
 
@@ -17,6 +17,11 @@ export interface AuthSecModuleOptions extends Omit<McpAdapterOptions, 'server' |
   readonly tools?: readonly McpTool[];
   /** The `services` of a tool's context for a caller. Default: none (reads fail, and say why). */
   readonly services?: (principal: Principal) => ServiceAccess;
+  /**
+   * Grant changes to follow: callers whose grants change get `notifications/tools/list_changed`. Default: the
+   * engine options' `directory`, else none.
+   */
+  readonly directory?: PrincipalDirectory;
   /** Instructions for the model, sent at initialization. Default none. */
   readonly instructions?: string;
   /**
