@@ -240,7 +240,7 @@ export function claimsOf(token: string): Record<string, unknown> {
   >;
 }
 
-/** Fails when any recorded tool result carries something that looks like a JWT. */
+/** The recorded tool results (start of their JSON) that carry something looking like a JWT (`eyJ`). */
 export function tokensIn(apps: readonly StdioApp[]): string[] {
   const found: string[] = [];
   for (const app of apps)
