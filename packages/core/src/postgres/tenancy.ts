@@ -414,7 +414,7 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
       }
       for (;;) {
         const r: SqlResult<{ seq: string; payload: string }> = await master.query(
-          `SELECT seq::text AS seq, payload FROM ${masterSchema}.changes WHERE seq > $1 ORDER BY seq LIMIT ${CHANGE_POLL_BATCH}`,
+          `SELECT c.seq::text AS seq, c.payload FROM ${masterSchema}.changes c WHERE c.seq > $1 ORDER BY c.seq LIMIT ${CHANGE_POLL_BATCH}`,
           [cursor.toString()],
         );
         if (pollFailing) {

@@ -102,6 +102,18 @@ describe.each(TEST_DATABASES)('change feed on $name', ({ create }) => {
     expect(heardHere).toEqual(['after']);
   });
 
+  it('delivers each of many changes once and in order, across one- and two-digit sequence numbers', async () => {
+    // Regression: the poll once ordered seq as text (1, 10, 11, ..., 2), delivering changes twice.
+    const replica = await open(polled(await db.open()));
+    const heard: string[] = [];
+    replica.subscribe((c) => heard.push(c.subject ?? ''));
+    const subjects = Array.from({ length: 25 }, (_, i) => `many-${i}`);
+    for (const subject of subjects) await publisher.publish(change(subject));
+    await within(2000, () => heard.length >= subjects.length);
+    await sleep(300);
+    expect(heard).toEqual(subjects);
+  });
+
   it('carries changes both ways between a replica on notifications and a polling one', async () => {
     const listening = await open(await db.open());
     const polling = await open(polled(await db.open()));
