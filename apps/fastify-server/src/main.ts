@@ -5,63 +5,26 @@
  * runs on embedded development defaults (a local OAuth server, PGlite and the demo tenant); the `AUTHSEC_*`
  * variables point it at real ones.
  */
-import { createServer, type Server } from 'node:http';
-import { authSecOptionsFromEnv, isAuthSecError } from '@authsec/core';
 import { authSecPlugin } from '@authsec/fastify';
-import { createAuthSecServer, type Defaults, openDefaults } from '@authsec/mcp';
-import { createSampleTools } from '@authsec/sample-tools';
+import { createAuthSecServer } from '@authsec/mcp';
+import { runSampleHttpApp } from '@authsec/sample-tools';
 import Fastify from 'fastify';
 
 const APP_NAME = 'AuthSec Fastify demo';
-const VERSION = '0.1.0';
 
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as { port: number }).port);
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  if (!server.listening) return Promise.resolve();
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-async function main(): Promise<void> {
-  const env = authSecOptionsFromEnv(process.env);
-  const host = env.host;
-  // Bind first: with PORT=0 the resource URL (the token audience) names the port the system chose. Fastify then
-  // serves on this server (serverFactory) once it is ready.
-  const http = createServer();
-  const port = await listen(http, env.port ?? 3000, host);
-  let defaults: Defaults | undefined;
-  try {
-    const resourceUrl = env.audience ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}/mcp`;
-    const tools = createSampleTools();
-    defaults = await openDefaults({
-      appName: APP_NAME,
-      tools,
-      env,
-      rawEnv: process.env,
-      transport: 'http',
-      resourceUrl,
-      host,
-      clientId: env.clientId,
-      clientSecret: env.clientSecret,
-      login: false,
-    });
+await runSampleHttpApp({
+  appName: APP_NAME,
+  binName: 'authsec-fastify-demo',
+  async mount({ http, resourceUrl, tools, defaults }) {
     const server = createAuthSecServer({
       name: APP_NAME,
-      version: VERSION,
+      version: '0.1.0',
       tools,
       authsec: defaults.authsec,
       services: defaults.services,
       directory: defaults.storage.directory,
     });
+    // Fastify serves on the server that is already listening (its port is in the resource URL).
     const app = Fastify({
       serverFactory: (handler) => {
         http.on('request', handler);
@@ -75,37 +38,11 @@ async function main(): Promise<void> {
       authorizationServers: defaults.issuers,
     });
     await app.ready();
-
-    const opened = defaults;
-    let shuttingDown = false;
-    const shutdown = (signal: NodeJS.Signals): void => {
-      if (shuttingDown) return;
-      shuttingDown = true;
-      void (async () => {
-        process.stderr.write(`${APP_NAME}: ${signal}, shutting down\n`);
+    return {
+      async close() {
         await app.close().catch(() => {});
-        await closeServer(http);
-        await server.close().catch(() => {});
-        await opened.close();
-        process.exit(0);
-      })();
+        await server.close();
+      },
     };
-    process.once('SIGINT', shutdown);
-    process.once('SIGTERM', shutdown);
-    process.stderr.write(`${APP_NAME} is serving MCP at ${resourceUrl} (listening on ${host}:${port})\n`);
-  } catch (error) {
-    await closeServer(http);
-    await defaults?.close();
-    throw error;
-  }
-}
-
-try {
-  await main();
-} catch (error) {
-  // A configuration error names the variable at fault; anything else is a bug, and its stack helps.
-  process.stderr.write(
-    `authsec-fastify-demo: ${isAuthSecError(error) ? error.message : String((error as Error)?.stack ?? error)}\n`,
-  );
-  process.exit(1);
-}
+  },
+});

@@ -155,3 +155,5 @@ export function createSampleTools(options: SampleToolsOptions = {}): AuthSecTool
     ),
   ];
 }
+
+export { runSampleHttpApp, type SampleHttpAppOptions, type SampleHttpContext } from './http-app.js';
