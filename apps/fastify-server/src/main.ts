@@ -5,44 +5,7 @@
  * runs on embedded development defaults (a local OAuth server, PGlite and the demo tenant); the `AUTHSEC_*`
  * variables point it at real ones.
  */
-import { authSecPlugin } from '@authsec/fastify';
-import { createAuthSecServer } from '@authsec/mcp';
 import { runSampleHttpApp } from '@authsec/sample-tools';
-import Fastify from 'fastify';
+import { APP_NAME, mountFastifyApp } from './app.js';
 
-const APP_NAME = 'AuthSec Fastify demo';
-
-await runSampleHttpApp({
-  appName: APP_NAME,
-  binName: 'authsec-fastify-demo',
-  async mount({ http, resourceUrl, tools, defaults }) {
-    const server = createAuthSecServer({
-      name: APP_NAME,
-      version: '0.1.0',
-      tools,
-      authsec: defaults.authsec,
-      services: defaults.services,
-      directory: defaults.storage.directory,
-    });
-    // Fastify serves on the server that is already listening (its port is in the resource URL).
-    const app = Fastify({
-      serverFactory: (handler) => {
-        http.on('request', handler);
-        return http;
-      },
-    });
-    await app.register(authSecPlugin, {
-      server,
-      authsec: defaults.authsec,
-      resourceUrl,
-      authorizationServers: defaults.issuers,
-    });
-    await app.ready();
-    return {
-      async close() {
-        await app.close().catch(() => {});
-        await server.close();
-      },
-    };
-  },
-});
+await runSampleHttpApp({ appName: APP_NAME, binName: 'authsec-fastify-demo', mount: mountFastifyApp });

@@ -17,9 +17,12 @@ import {
   type CallToolResult,
   ErrorCode,
   ListToolsRequestSchema,
+  type LoggingLevel,
+  LoggingLevelSchema,
   McpError,
   type ServerNotification,
   type ServerRequest,
+  SetLevelRequestSchema,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { USER_INFO_KEY } from './input-schema.js';
@@ -82,9 +85,17 @@ interface Connection {
   readonly server: Server;
   /** The last principal a request on this connection presented over HTTP. */
   principal: Principal | undefined;
+  /** The lowest log level the client asked for (`logging/setLevel`); `undefined` until it asks. */
+  logLevel: LoggingLevel | undefined;
 }
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** What a tool context carries of its request: cancellation, progress, notifications, requests, logs. */
+type CallChannel = Pick<ToolContext, 'signal' | 'progressToken' | 'sendNotification' | 'sendRequest' | 'log'>;
+
+/** Log levels by severity, lowest first (the SDK's order: debug ... emergency). */
+const LOG_SEVERITY = new Map(LoggingLevelSchema.options.map((level, index) => [level, index]));
 
 const MAX_ECHOED_NAME = 128;
 
@@ -118,6 +129,10 @@ function describe(tool: AuthSecTool): Tool {
  * `tools/call` is authorized again. Refusals are `isError` results with a clear reason and
  * `_meta['authsec/error'] = { code, scopes?, failed? }`; an unauthenticated caller gets the same answer for a
  * protected tool as for a name that does not exist, so hidden tools stay hidden.
+ *
+ * Each connection declares the `logging` capability and keeps the level its client sets with `logging/setLevel`;
+ * a handler's `context.log` respects it, and `context.sendNotification` / `context.sendRequest` belong to the
+ * call (progress, sampling, elicitation).
  */
 export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpServer {
   const { authsec, login } = options;
@@ -201,6 +216,26 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
     }
     return login ? login.principalFor(connectionId) : undefined;
   };
+
+  const channelOf = (connectionId: string, extra: Extra): CallChannel => ({
+    signal: extra.signal,
+    progressToken: extra._meta?.progressToken,
+    sendNotification: extra.sendNotification,
+    // The SDK does not tie a request sent on behalf of a call to that call's cancellation; this does.
+    sendRequest: ((request, resultSchema, requestOptions) =>
+      extra.sendRequest(request, resultSchema, {
+        signal: extra.signal,
+        ...requestOptions,
+      })) as Extra['sendRequest'],
+    async log(level, data, logger) {
+      const threshold = live.get(connectionId)?.logLevel;
+      if (threshold !== undefined && LOG_SEVERITY.get(level)! < LOG_SEVERITY.get(threshold)!) return;
+      await extra.sendNotification({
+        method: 'notifications/message',
+        params: { level, data, ...(logger === undefined ? {} : { logger }) },
+      });
+    },
+  });
 
   const servicesFor = (principal: Principal | undefined): ServiceAccess =>
     principal && options.services ? options.services(principal) : noServiceAccess;
@@ -291,7 +326,7 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
           tenant: caller.tenantId,
           sessionId,
           services: servicesFor(caller),
-          signal: extra.signal,
+          ...channelOf(connectionId, extra),
         };
         return await tool.run(tool.parse(args), context);
       } catch (error) {
@@ -320,7 +355,7 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
         tenant: caller?.tenantId,
         sessionId,
         services: servicesFor(caller),
-        signal: extra.signal,
+        ...channelOf(connectionId, extra),
         connectionId,
       };
       return await tool.run(tool.parse(args), context);
@@ -360,10 +395,16 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
       const server = new Server(
         { name: options.name, version: options.version },
         {
-          capabilities: { tools: { listChanged: true } },
+          capabilities: { tools: { listChanged: true }, logging: {} },
           ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
         },
       );
+      const connection: Connection = { server, principal: undefined, logLevel: undefined };
+      // Replaces the SDK's own handler, which keys the level by session id; here it belongs to the connection.
+      server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+        connection.logLevel = request.params.level;
+        return {};
+      });
       server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => ({
         tools: await listTools(connectionId, extra),
       }));
@@ -382,7 +423,7 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
         live.delete(connectionId);
         login?.disconnect(connectionId);
       };
-      live.set(connectionId, { server, principal: undefined });
+      live.set(connectionId, connection);
       return server;
     },
     connectionIds: () => [...live.keys()],

@@ -1,4 +1,11 @@
 import type { Principal, Requirement, ServiceAccess } from '@authsec/core';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type {
+  LoggingLevel,
+  ProgressToken,
+  ServerNotification,
+  ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js';
 
 /**
  * The contract between the MCP server (`server.ts`), the tool wrappers (`protect.ts`) and the tool-based login
@@ -30,6 +37,30 @@ export interface ToolContext {
   readonly services: ServiceAccess;
   /** Aborted when the client cancels the request or the connection closes. */
   readonly signal: AbortSignal;
+  /**
+   * The token the client sent in this call's `_meta.progressToken`, or `undefined` when it wants no progress.
+   * Report progress by sending `notifications/progress` with it through {@link ToolContext.sendNotification}.
+   */
+  readonly progressToken: ProgressToken | undefined;
+  /**
+   * Sends a notification that belongs to this call (over Streamable HTTP it travels on the call's own response
+   * stream): `notifications/progress`, `notifications/message`... Does nothing once the call is cancelled.
+   */
+  sendNotification(notification: ServerNotification): Promise<void>;
+  /**
+   * Sends a request to the client on behalf of this call (`sampling/createMessage`, `elicitation/create`,
+   * `roots/list`) and resolves with its result, validated by `resultSchema` (the SDK's `CreateMessageResultSchema`,
+   * `ElicitResultSchema`...). Cancelled with the call (`signal`) unless `options.signal` says otherwise; rejects
+   * with the client's error (a client without the capability answers "Method not found") or after the SDK's
+   * request timeout (60 s by default, `options.timeout`).
+   */
+  readonly sendRequest: RequestHandlerExtra<ServerRequest, ServerNotification>['sendRequest'];
+  /**
+   * Sends a log message (`notifications/message`) that belongs to this call, unless `level` is below the level
+   * the client chose for this connection with `logging/setLevel` (until it chooses one, every level is sent).
+   * `logger` names the source. The server declares the `logging` capability for this.
+   */
+  log(level: LoggingLevel, data: unknown, logger?: string): Promise<void>;
 }
 
 /** The context of a public tool: the caller may not be logged in. */

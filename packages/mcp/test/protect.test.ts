@@ -4,6 +4,7 @@ import * as z from 'zod';
 import { protect, protectedByAuthSec, publicTool } from '../src/protect.js';
 import type { ToolContext, UserInfo } from '../src/types.js';
 import { createTestEngine } from './helpers/app.js';
+import { detachedCall } from './helpers/call-channel.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -124,7 +125,7 @@ describe('protect()', () => {
       tenant: 'acme-corp',
       sessionId: undefined,
       services: {} as ToolContext['services'],
-      signal: new AbortController().signal,
+      ...detachedCall(),
     };
     await expect(tool.run({ x: 1, _user_info: { sub: 'forged' } }, context)).resolves.toEqual({
       content: [{ type: 'text', text: 'u1:1' }],

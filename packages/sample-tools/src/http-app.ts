@@ -1,18 +1,68 @@
 import { createServer, type Server } from 'node:http';
-import { authSecOptionsFromEnv, isAuthSecError } from '@authsec/core';
-import { type AuthSecTool, type Defaults, openDefaults } from '@authsec/mcp';
+import {
+  type AuthSec,
+  authSecOptionsFromEnv,
+  isAuthSecError,
+  type Principal,
+  type PrincipalDirectory,
+  type ServiceAccess,
+} from '@authsec/core';
+import { type AuthSecTool, openDefaults } from '@authsec/mcp';
 import { createSampleTools } from './index.js';
 
-/** What a sample HTTP app's framework mount receives. */
+/** What a sample HTTP app's framework mount receives: only what it serves with. */
 export interface SampleHttpContext {
   /** The HTTP server, already listening; the mount attaches its request handler. */
   readonly http: Server;
   /** The canonical MCP URL (the token audience). */
   readonly resourceUrl: string;
-  /** The sample tool set. */
+  /** The tools to serve. */
   readonly tools: readonly AuthSecTool[];
-  /** Engine, storage, services and issuers opened from the `AUTHSEC_*` environment. */
-  readonly defaults: Defaults;
+  /** The engine: verifies, decides, audits. Closing the mount's MCP server closes it. */
+  readonly authsec: AuthSec;
+  /** The `services` of a tool's context. Default: none (`noServiceAccess`: reads fail, and say why). */
+  readonly services?: (principal: Principal) => ServiceAccess;
+  /** The directory whose grant changes refresh live callers' tool lists. Default: none. */
+  readonly directory?: PrincipalDirectory;
+  /** The authorization servers the protected resource metadata names. */
+  readonly issuers: readonly string[];
+}
+
+/** A mounted app: how to close it (sessions, MCP server, engine). */
+export interface SampleHttpMount {
+  close(): Promise<void>;
+}
+
+/** Mounts a framework on `context.http` (each sample app exports one). */
+export type SampleHttpMountFunction = (context: SampleHttpContext) => Promise<SampleHttpMount>;
+
+/** What {@link SampleHttpServeOptions.open} opened for the mount, and how to release it after the mount closed. */
+export interface SampleHttpOpened extends Omit<SampleHttpContext, 'http' | 'resourceUrl'> {
+  close(): Promise<void>;
+}
+
+/** Options of {@link serveSampleHttpApp}. */
+export interface SampleHttpServeOptions {
+  /** The host to bind. */
+  readonly host: string;
+  /** The port to bind; 0 lets the system choose. */
+  readonly port: number;
+  /** The canonical MCP URL. Default: `http://<host>:<bound port>/mcp`. */
+  readonly resourceUrl?: string;
+  /** Opens what the mount serves with, once the resource URL (with the bound port) is known. */
+  open(resourceUrl: string): Promise<SampleHttpOpened>;
+  /** The app's framework mount. */
+  readonly mount: SampleHttpMountFunction;
+}
+
+/** A sample app mounted on a listening HTTP server. */
+export interface ServedSampleHttpApp {
+  readonly http: Server;
+  readonly host: string;
+  readonly port: number;
+  readonly resourceUrl: string;
+  /** Closes the mount, then the HTTP server, then what `open` opened. Never throws. */
+  close(): Promise<void>;
 }
 
 /** Options of {@link runSampleHttpApp}. */
@@ -22,7 +72,7 @@ export interface SampleHttpAppOptions {
   /** Command name, prefixed to a start-up error. */
   readonly binName: string;
   /** Mounts the framework on `context.http`; returns how to close it (sessions, MCP server). */
-  mount(context: SampleHttpContext): Promise<{ close(): Promise<void> }>;
+  readonly mount: SampleHttpMountFunction;
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {
@@ -41,56 +91,81 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-async function start(options: SampleHttpAppOptions): Promise<void> {
-  const env = authSecOptionsFromEnv(process.env);
-  const host = env.host;
-  // Bind first: with PORT=0 the resource URL (the token audience) names the port the system chose.
+/**
+ * Serves a sample app's mount the way every sample app starts: bind first (with port 0 the resource URL, the
+ * token audience, names the port the system chose), open what the mount needs, mount. A failure closes whatever
+ * was opened and rethrows.
+ */
+export async function serveSampleHttpApp(options: SampleHttpServeOptions): Promise<ServedSampleHttpApp> {
+  const { host } = options;
   const http = createServer();
-  const port = await listen(http, env.port ?? 3000, host);
-  let defaults: Defaults | undefined;
-  let mounted: { close(): Promise<void> } | undefined;
-  try {
-    const resourceUrl = env.audience ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}/mcp`;
-    const tools = createSampleTools();
-    defaults = await openDefaults({
-      appName: options.appName,
-      tools,
-      env,
-      rawEnv: process.env,
-      transport: 'http',
-      resourceUrl,
-      host,
-      clientId: env.clientId,
-      clientSecret: env.clientSecret,
-      login: false,
-    });
-    mounted = await options.mount({ http, resourceUrl, tools, defaults });
-
-    const opened = defaults;
-    const mount = mounted;
-    let shuttingDown = false;
-    const shutdown = (signal: NodeJS.Signals): void => {
-      if (shuttingDown) return;
-      shuttingDown = true;
-      void (async () => {
-        process.stderr.write(`${options.appName}: ${signal}, shutting down\n`);
-        await mount.close().catch(() => {});
-        await closeServer(http);
-        await opened.close();
-        process.exit(0);
-      })();
-    };
-    process.once('SIGINT', shutdown);
-    process.once('SIGTERM', shutdown);
-    process.stderr.write(
-      `${options.appName} is serving MCP at ${resourceUrl} (listening on ${host}:${port})\n`,
-    );
-  } catch (error) {
+  const port = await listen(http, options.port, host);
+  let opened: SampleHttpOpened | undefined;
+  let mounted: SampleHttpMount | undefined;
+  const close = async () => {
     await mounted?.close().catch(() => {});
     await closeServer(http);
-    await defaults?.close();
+    await opened?.close().catch(() => {});
+  };
+  try {
+    const resourceUrl =
+      options.resourceUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}/mcp`;
+    opened = await options.open(resourceUrl);
+    const { close: _release, ...context } = opened;
+    mounted = await options.mount({ ...context, http, resourceUrl });
+    return { http, host, port, resourceUrl, close };
+  } catch (error) {
+    await close();
     throw error;
   }
+}
+
+async function start(options: SampleHttpAppOptions): Promise<void> {
+  const env = authSecOptionsFromEnv(process.env);
+  const served = await serveSampleHttpApp({
+    host: env.host,
+    port: env.port ?? 3000,
+    ...(env.audience === undefined ? {} : { resourceUrl: env.audience }),
+    mount: options.mount,
+    async open(resourceUrl) {
+      const tools = createSampleTools();
+      const defaults = await openDefaults({
+        appName: options.appName,
+        tools,
+        env,
+        rawEnv: process.env,
+        transport: 'http',
+        resourceUrl,
+        host: env.host,
+        clientId: env.clientId,
+        clientSecret: env.clientSecret,
+        login: false,
+      });
+      return {
+        tools,
+        authsec: defaults.authsec,
+        services: defaults.services,
+        directory: defaults.storage.directory,
+        issuers: defaults.issuers,
+        close: () => defaults.close(),
+      };
+    },
+  });
+  let shuttingDown = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    void (async () => {
+      process.stderr.write(`${options.appName}: ${signal}, shutting down\n`);
+      await served.close();
+      process.exit(0);
+    })();
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+  process.stderr.write(
+    `${options.appName} is serving MCP at ${served.resourceUrl} (listening on ${served.host}:${served.port})\n`,
+  );
 }
 
 /**

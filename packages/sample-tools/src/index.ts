@@ -156,4 +156,14 @@ export function createSampleTools(options: SampleToolsOptions = {}): AuthSecTool
   ];
 }
 
-export { runSampleHttpApp, type SampleHttpAppOptions, type SampleHttpContext } from './http-app.js';
+export {
+  runSampleHttpApp,
+  type SampleHttpAppOptions,
+  type SampleHttpContext,
+  type SampleHttpMount,
+  type SampleHttpMountFunction,
+  type SampleHttpOpened,
+  type SampleHttpServeOptions,
+  type ServedSampleHttpApp,
+  serveSampleHttpApp,
+} from './http-app.js';

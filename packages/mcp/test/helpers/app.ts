@@ -10,7 +10,10 @@ import {
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  type ClientCapabilities,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
 import { protect } from '../../src/protect.js';
 import { type AuthSecMcpServer, createAuthSecServer } from '../../src/server.js';
@@ -123,12 +126,16 @@ export interface TestClient {
   close(): Promise<void>;
 }
 
-/** Connects an official SDK `Client` to a new in-memory connection of `mcp`. */
-export async function connectClient(mcp: AuthSecMcpServer, connectionId: string): Promise<TestClient> {
+/** Connects an official SDK `Client` (declaring `capabilities`) to a new in-memory connection of `mcp`. */
+export async function connectClient(
+  mcp: AuthSecMcpServer,
+  connectionId: string,
+  capabilities: ClientCapabilities = {},
+): Promise<TestClient> {
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   const server = mcp.createServer(connectionId);
   await server.connect(serverTransport);
-  const client = new Client({ name: 'test-client', version: '1.0.0' });
+  const client = new Client({ name: 'test-client', version: '1.0.0' }, { capabilities });
   let count = 0;
   let waiters: (() => void)[] = [];
   client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
