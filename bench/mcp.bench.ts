@@ -65,14 +65,33 @@ interface Target {
 const CASES: readonly { id: Target['id']; name: string }[] = [
   { id: 'plain', name: 'plain SDK (McpServer)' },
   { id: 'plain-lowlevel', name: 'plain SDK (low-level Server)' },
+  { id: 'plain-express', name: 'plain SDK (McpServer) on Express' },
+  { id: 'plain-fastify', name: 'plain SDK (McpServer) on Fastify' },
   { id: 'sdk-bearer', name: 'SDK requireBearerAuth + jose (Express)' },
   { id: 'authsec', name: '@authsec/mcp node:http, cache on' },
   { id: 'authsec-audit', name: '@authsec/mcp node:http, cache on, audit' },
   { id: 'authsec-express', name: '@authsec/express, cache on' },
   { id: 'authsec-express-nocache', name: '@authsec/express, cache off' },
+  { id: 'authsec-express-listener', name: '@authsec/express listener, cache on' },
   { id: 'authsec-fastify', name: '@authsec/fastify, cache on' },
   { id: 'authsec-fastify-nocache', name: '@authsec/fastify, cache off' },
 ];
+
+/**
+ * `BENCH_MCP_CASES` (comma-separated ids) narrows a run to some cases, e.g. while working on one adapter; the
+ * references (`plain`, `plain-lowlevel`, `sdk-bearer`) are always kept, since every ratio is taken against them.
+ */
+function selectedCases(): typeof CASES {
+  const raw = process.env.BENCH_MCP_CASES?.trim();
+  if (!raw) return CASES;
+  const wanted = new Set(raw.split(',').map((id) => id.trim()));
+  const unknown = [...wanted].filter((id) => !CASES.some((c) => c.id === id));
+  if (unknown.length > 0)
+    throw new TypeError(
+      `BENCH_MCP_CASES: unknown case ${unknown.join(', ')} (known: ${CASES.map((c) => c.id).join(', ')})`,
+    );
+  return CASES.filter((c) => !c.id.startsWith('authsec') || wanted.has(c.id));
+}
 
 function nextMessage<T extends ChildMessage['type']>(
   child: ChildProcess,
@@ -99,7 +118,9 @@ function nextMessage<T extends ChildMessage['type']>(
 
 async function startTarget(id: Target['id'], name: string): Promise<Target> {
   const script = join(fileURLToPath(new URL('.', import.meta.url)), 'lib', 'mcp-servers.js');
-  const child = fork(script, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // BENCH_MCP_SERVER_ARGS passes Node flags to the servers (e.g. `--cpu-prof` to profile them).
+  const execArgv = process.env.BENCH_MCP_SERVER_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = fork(script, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   const ready = await nextMessage(child, 'ready');
   const auth: Record<string, string> = ready.token ? { authorization: `Bearer ${ready.token}` } : {};
   const sessionId = await openSession(ready.url, auth);
@@ -149,7 +170,7 @@ async function main(): Promise<void> {
 
   const targets: Target[] = [];
   try {
-    for (const { id, name } of CASES) targets.push(await startTarget(id, name));
+    for (const { id, name } of selectedCases()) targets.push(await startTarget(id, name));
 
     // Check that every server answers the call with a successful result before timing it.
     for (const target of targets) {

@@ -53,10 +53,13 @@ import { exportJWK, generateKeyPair, type JWTPayload, jwtVerify, SignJWT } from 
 export type BenchServerKind =
   | 'plain'
   | 'plain-lowlevel'
+  | 'plain-express'
+  | 'plain-fastify'
   | 'sdk-bearer'
   | 'authsec'
   | 'authsec-audit'
   | 'authsec-express'
+  | 'authsec-express-listener'
   | 'authsec-express-nocache'
   | 'authsec-fastify'
   | 'authsec-fastify-nocache';
@@ -64,10 +67,13 @@ export type BenchServerKind =
 const KINDS: readonly BenchServerKind[] = [
   'plain',
   'plain-lowlevel',
+  'plain-express',
+  'plain-fastify',
   'sdk-bearer',
   'authsec',
   'authsec-audit',
   'authsec-express',
+  'authsec-express-listener',
   'authsec-express-nocache',
   'authsec-fastify',
   'authsec-fastify-nocache',
@@ -265,6 +271,47 @@ function sdkBearerApp(
   return app;
 }
 
+/**
+ * The plain `McpServer` on Express 5 as the SDK's documentation shows it (`express.json()`, then the session
+ * handler on `/mcp`), no authentication: what Express itself costs in front of the SDK.
+ */
+function plainExpressApp(): express.Express {
+  const handle = plainHandler('plain');
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json());
+  app.all('/mcp', (req: express.Request, res: express.Response) => {
+    handle(req, res, { body: req.body }).catch(() => {
+      if (!res.headersSent) rpcError(res, 500, 'Internal error');
+      else res.end();
+    });
+  });
+  return app;
+}
+
+/**
+ * The plain `McpServer` on Fastify 5 as one writes it without AuthSec: Fastify parses the JSON body, the route
+ * hands the raw request and response to the session handler (`reply.hijack()`), no authentication.
+ */
+async function plainFastifyApp(http: ReturnType<typeof createServer>): Promise<void> {
+  const handle = plainHandler('plain');
+  const app = Fastify({
+    logger: false,
+    serverFactory: (handler) => {
+      http.on('request', handler);
+      return http;
+    },
+  });
+  app.all('/mcp', async (request, reply) => {
+    reply.hijack();
+    await handle(request.raw, reply.raw, { body: request.body }).catch(() => {
+      if (!reply.raw.headersSent) rpcError(reply.raw, 500, 'Internal error');
+      else reply.raw.end();
+    });
+  });
+  await app.ready();
+}
+
 async function main(): Promise<void> {
   const kind = process.argv[2] as BenchServerKind;
   if (!KINDS.includes(kind)) {
@@ -308,7 +355,13 @@ async function main(): Promise<void> {
       ],
     });
     const adapter = { server: mcp, authsec, resourceUrl: url, authorizationServers: [ISSUER] };
-    if (kind.startsWith('authsec-express')) {
+    if (kind === 'authsec-express-listener') {
+      const app = express();
+      app.disable('x-powered-by');
+      const mcp = authSecMcpRouter(adapter);
+      app.use(mcp);
+      http.on('request', mcp.listener(app));
+    } else if (kind.startsWith('authsec-express')) {
       const app = express();
       app.disable('x-powered-by');
       app.use(authSecMcpRouter(adapter));
@@ -327,6 +380,10 @@ async function main(): Promise<void> {
     } else {
       http.on('request', createMcpHttpHandler(adapter));
     }
+  } else if (kind === 'plain-express') {
+    http.on('request', plainExpressApp());
+  } else if (kind === 'plain-fastify') {
+    await plainFastifyApp(http);
   } else {
     const handle = plainHandler(kind as 'plain' | 'plain-lowlevel');
     http.on('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -265,8 +265,18 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     );
   };
 
-  const sessionOwner = (principal: Principal | undefined): string | null =>
-    principal ? JSON.stringify([principal.issuer, principal.tenantId, principal.subject]) : null;
+  // Verified principals are frozen and, on a token-cache hit, the same object: memoise the owner key per object
+  // rather than serialise it on every request of a session.
+  const owners = new WeakMap<Principal, string>();
+  const sessionOwner = (principal: Principal | undefined): string | null => {
+    if (principal === undefined) return null;
+    let owner = owners.get(principal);
+    if (owner === undefined) {
+      owner = JSON.stringify([principal.issuer, principal.tenantId, principal.subject]);
+      if (Object.isFrozen(principal)) owners.set(principal, owner);
+    }
+    return owner;
+  };
 
   return {
     resourceUrl,

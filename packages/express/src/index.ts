@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createResourceServer,
   type ResourceAuthInfo,
@@ -13,13 +14,15 @@ import {
   type ResourceServerOptions,
 } from '@authsec/core';
 import {
-  createMcpEndpoint,
+  createMcpAdapter,
+  createMcpRoutes,
   type McpAdapterOptions,
+  type McpRoutes,
+  requestPath,
   sendErrorResponse,
-  sendResourceMetadata,
 } from '@authsec/mcp';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { type RequestHandler, Router } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 declare global {
   namespace Express {
@@ -47,11 +50,19 @@ function resolve(input: ResourceServerInput): ResourceServer {
  * Serves the RFC 9728 protected resource metadata at the path form and the root form
  * (`/.well-known/oauth-protected-resource/mcp` and `/.well-known/oauth-protected-resource`). Mount at the root.
  */
-export function authSecMetadataRouter(resourceServer: ResourceServerInput): Router {
-  const rs = resolve(resourceServer);
-  const router = Router();
-  for (const path of rs.metadataPaths) router.all(path, (req, res) => sendResourceMetadata(req, res, rs));
-  return router;
+export function authSecMetadataRouter(resourceServer: ResourceServerInput): RequestHandler {
+  return middleware(createMcpRoutes({ resourceServer: resolve(resourceServer), healthPaths: false }));
+}
+
+/**
+ * Express middleware over AuthSec's routes: one exact-path lookup per request, on the full path
+ * (`originalUrl`), so the routes answer only where the resource URL says they are; anything else goes on.
+ */
+function middleware(routes: McpRoutes): RequestHandler {
+  // `req.url` is relative to the mount point; the resource URL's path is absolute.
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!routes(req, res, requestPath(req.originalUrl), req.originalUrl)) next();
+  };
 }
 
 /**
@@ -78,49 +89,50 @@ export function requireAuthSec(resourceServer: ResourceServerInput): RequestHand
 /** Options of {@link authSecMcpRouter}: the adapters' common options. */
 export type AuthSecMcpRouterOptions = McpAdapterOptions;
 
-/** The router of {@link authSecMcpRouter}, with the resource server behind it and a way to close sessions. */
-export interface AuthSecMcpRouter extends Router {
+/** A `node:http` request listener (what `express()` returns is one). */
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The middleware of {@link authSecMcpRouter}, with the resource server behind it and a way to close sessions.
+ * It answers its own paths and passes every other request on (`next()`).
+ */
+export interface AuthSecMcpRouter extends RequestHandler {
   readonly resourceServer: ResourceServer;
   /** The number of live MCP sessions. */
   readonly sessionCount: number;
+  /**
+   * The fast path: a `node:http` listener that answers AuthSec's routes on the raw request and response before
+   * Express sees them, and hands every other request to `app`: `http.createServer(mcp.listener(app))`.
+   * Express swaps the prototypes of every request and response it handles, which makes Node's HTTP internals
+   * slower for the rest of that request (about a quarter of a `tools/call` on the benchmark machine); MCP
+   * requests skip that, and also any middleware of `app` (logging, rate limits): use the plain middleware when
+   * those must run on MCP requests too.
+   */
+  listener(app: RequestListener): RequestListener;
   /** Closes every MCP session (call it when the HTTP server stops). */
   close(): Promise<void>;
 }
 
 /**
- * The whole MCP endpoint as an Express router: metadata documents, health, and `POST`/`GET`/`DELETE` on the
- * resource URL's path with the SDK's Streamable HTTP transport. Mount it at the application root, before any
- * JSON body parser (a body another parser already read is used as it is). Bad configuration throws here.
+ * The whole MCP endpoint as Express middleware: metadata documents, health, and `POST`/`GET`/`DELETE` on the
+ * resource URL's path with the SDK's Streamable HTTP transport. Mount it with `app.use()`, before any JSON body
+ * parser (a body another parser already read is used as it is); it matches the request's full path, so the
+ * mount path does not matter. Or serve it ahead of Express with {@link AuthSecMcpRouter.listener}. Bad
+ * configuration throws here.
  */
 export function authSecMcpRouter(options: AuthSecMcpRouterOptions): AuthSecMcpRouter {
-  const { server, stateless, allowToolLogin, maxBodyBytes, sessionIdleTimeoutMs, healthPaths, ...rest } =
-    options;
-  if (typeof server?.createServer !== 'function')
-    throw new TypeError('authSecMcpRouter: server must come from createAuthSecServer()');
-  const rs = createResourceServer({
-    ...rest,
-    scopesSupported: options.scopesSupported ?? server.scopesSupported,
-    resourceName: options.resourceName ?? server.name,
-  });
-  const endpoint = createMcpEndpoint({
-    server,
-    resourceServer: rs,
-    stateless: stateless === true,
-    allowToolLogin: allowToolLogin === true,
-    ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
-    ...(sessionIdleTimeoutMs === undefined ? {} : { sessionIdleTimeoutMs }),
-  });
-  const router = Router();
-  router.use(authSecMetadataRouter(rs));
-  if (healthPaths !== false) {
-    const paths = healthPaths ?? { live: '/healthz', ready: '/readyz' };
-    router.get(paths.live, (_req, res) => void res.json(rs.health()));
-    router.get(paths.ready, (_req, res) => void res.json(rs.ready()));
-  }
-  router.all(rs.mcpPath, (req, res) => endpoint(req, res));
-  return Object.defineProperties(router, {
+  const { resourceServer: rs, endpoint, routes } = createMcpAdapter(options, 'authSecMcpRouter');
+  return Object.defineProperties(middleware(routes), {
     resourceServer: { value: rs, enumerable: true },
     sessionCount: { get: () => endpoint.sessionCount, enumerable: true },
+    listener: {
+      value: (app: RequestListener): RequestListener => {
+        if (typeof app !== 'function') throw new TypeError('listener: app must be a request listener');
+        return (req, res) => {
+          if (!routes(req, res)) app(req, res);
+        };
+      },
+    },
     close: { value: () => endpoint.close() },
   }) as AuthSecMcpRouter;
 }

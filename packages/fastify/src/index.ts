@@ -12,12 +12,7 @@ import {
   type ResourceServer,
   type ResourceServerOptions,
 } from '@authsec/core';
-import {
-  createMcpEndpoint,
-  type McpAdapterOptions,
-  type McpEndpoint,
-  sendResourceMetadata,
-} from '@authsec/mcp';
+import { createMcpAdapter, createMcpRoutes, type McpAdapterOptions, type McpRoutes } from '@authsec/mcp';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -89,55 +84,38 @@ export interface AuthSecFastify {
 }
 
 /**
- * The routes answered on the raw `node:http` objects, in an encapsulated context without Fastify's body parsers
- * (the body stays unread for the endpoint, which limits and parses it itself).
+ * The routes answered on the raw `node:http` objects. They answer in their `onRequest` hook (after the
+ * application's own `onRequest` hooks), hijacking the reply: Fastify then skips body parsing, validation and the
+ * handler, and the body stays unread for the endpoint, which limits and parses it itself. The encapsulated
+ * context without body parsers is a second guard in case a hook ahead of ours let the request through.
  */
-async function rawRoutes(
-  fastify: FastifyInstance,
-  { resourceServer: rs, endpoint }: { resourceServer: ResourceServer; endpoint?: McpEndpoint },
-): Promise<void> {
+async function rawRoutes(fastify: FastifyInstance, { routes }: { routes: McpRoutes }): Promise<void> {
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null));
-  for (const path of rs.metadataPaths) {
-    fastify.all(path, (request, reply) => {
-      reply.hijack();
-      sendResourceMetadata(request.raw, reply.raw, rs);
+  for (const path of routes.paths) {
+    fastify.all(path, {
+      onRequest(request: FastifyRequest, reply: FastifyReply, done: () => void) {
+        reply.hijack();
+        routes(request.raw, reply.raw, path);
+        done();
+      },
+      // Not reached: the hijacked reply ends the lifecycle after onRequest.
+      handler() {},
     });
   }
-  if (endpoint === undefined) return;
-  fastify.all(rs.mcpPath, (request, reply) => {
-    reply.hijack();
-    return endpoint(request.raw, reply.raw);
-  });
 }
 
 /**
  * The whole MCP endpoint as a Fastify plugin (wrapped with `fastify-plugin`, so `fastify.authsec`, the
  * `request.auth` decoration and the routes reach the application): metadata documents (path and root form),
  * health, and `POST`/`GET`/`DELETE` on the resource URL's path with the SDK's Streamable HTTP transport. The
- * MCP routes live in their own encapsulated context without Fastify's body parsers: the endpoint reads the raw
- * body itself (its limit gives 413, malformed JSON a JSON-RPC 400). Sessions are closed when Fastify closes.
+ * MCP routes answer on the raw objects from their `onRequest` hook, before Fastify's body parsing: the endpoint
+ * reads the raw body itself (its limit gives 413, malformed JSON a JSON-RPC 400). Sessions are closed when Fastify closes.
  * Bad configuration fails `register` (and so `ready`/`listen`).
  */
 export const authSecPlugin = fp<AuthSecPluginOptions>(
   async (fastify: FastifyInstance, options: AuthSecPluginOptions) => {
-    const { server, stateless, allowToolLogin, maxBodyBytes, sessionIdleTimeoutMs, healthPaths, ...rest } =
-      options;
-    if (typeof server?.createServer !== 'function')
-      throw new TypeError('authSecPlugin: server must come from createAuthSecServer()');
-    const rs = createResourceServer({
-      ...rest,
-      scopesSupported: options.scopesSupported ?? server.scopesSupported,
-      resourceName: options.resourceName ?? server.name,
-    });
-    const endpoint = createMcpEndpoint({
-      server,
-      resourceServer: rs,
-      stateless: stateless === true,
-      allowToolLogin: allowToolLogin === true,
-      ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
-      ...(sessionIdleTimeoutMs === undefined ? {} : { sessionIdleTimeoutMs }),
-    });
+    const { resourceServer: rs, endpoint, routes } = createMcpAdapter(options, 'authSecPlugin');
     // preClose, not only onClose: open GET streams would otherwise keep the HTTP server from closing.
     fastify.addHook('preClose', () => endpoint.close());
     fastify.addHook('onClose', () => endpoint.close());
@@ -149,12 +127,7 @@ export const authSecPlugin = fp<AuthSecPluginOptions>(
         return endpoint.sessionCount;
       },
     } satisfies AuthSecFastify);
-    if (healthPaths !== false) {
-      const paths = healthPaths ?? { live: '/healthz', ready: '/readyz' };
-      fastify.get(paths.live, async () => rs.health());
-      fastify.get(paths.ready, async () => rs.ready());
-    }
-    await fastify.register(rawRoutes, { resourceServer: rs, endpoint });
+    await fastify.register(rawRoutes, { routes });
   },
   { fastify: '5.x', name: '@authsec/fastify' },
 );
@@ -165,7 +138,8 @@ export const authSecPlugin = fp<AuthSecPluginOptions>(
  */
 export const authSecMetadataPlugin = fp<{ readonly resourceServer: ResourceServerInput }>(
   async (fastify, options) => {
-    await fastify.register(rawRoutes, { resourceServer: resolve(options.resourceServer) });
+    const routes = createMcpRoutes({ resourceServer: resolve(options.resourceServer), healthPaths: false });
+    await fastify.register(rawRoutes, { routes });
   },
   { fastify: '5.x', name: '@authsec/fastify/metadata' },
 );

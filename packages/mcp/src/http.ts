@@ -18,6 +18,7 @@ import {
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { LoginCallbackRoute } from './login/tool-login.js';
 import type { AuthSecMcpServer } from './server.js';
 
 export { isLoopbackHost };
@@ -42,7 +43,12 @@ export interface McpAdapterOptions
   /** Idle MCP sessions are closed after this long. Default 30 min. */
   readonly sessionIdleTimeoutMs?: number;
   /** Liveness and readiness paths (`GET`), or `false` for none. Default `/healthz` and `/readyz`. */
-  readonly healthPaths?: { readonly live: string; readonly ready: string } | false;
+  readonly healthPaths?: HealthPaths | false;
+  /**
+   * The tool-based login's OAuth callback route, served with the MCP routes: the `callbackRoute` of a
+   * `createToolLogin` made with `callback.redirectUri` on this server. Default: none.
+   */
+  readonly loginCallback?: LoginCallbackRoute;
 }
 
 /** Options of {@link createMcpHttpHandler}. */
@@ -94,12 +100,25 @@ export interface McpHttpHandlerOptions {
   readonly maxBodyBytes?: number;
   /** A session unused for this long is closed (clients reinitialize on the 404 that follows). Default 30 min. */
   readonly sessionIdleTimeoutMs?: number;
+  /** Liveness and readiness paths (`GET`), or `false` for none. Default `/healthz` and `/readyz`. */
+  readonly healthPaths?: HealthPaths | false;
+  /** The tool-based login's OAuth callback route (see {@link McpAdapterOptions.loginCallback}). Default: none. */
+  readonly loginCallback?: LoginCallbackRoute;
   /**
    * Answers requests for other paths (for example the login's OAuth callback route). Not authenticated by this
    * handler. Default: 404.
    */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void;
 }
+
+/** Where the liveness and readiness documents are served. */
+export interface HealthPaths {
+  readonly live: string;
+  readonly ready: string;
+}
+
+/** The default {@link HealthPaths}. */
+export const DEFAULT_HEALTH_PATHS: HealthPaths = Object.freeze({ live: '/healthz', ready: '/readyz' });
 
 /** A `node:http` request listener serving MCP and the protected resource metadata. */
 export interface McpHttpHandler {
@@ -426,10 +445,147 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   }) as McpEndpoint;
 }
 
+/** Options of {@link createMcpRoutes}. */
+export interface McpRoutesOptions {
+  /** The resource server whose metadata documents (path and root form) are served. */
+  readonly resourceServer: ResourceServer;
+  /** The MCP endpoint, served at the resource URL's path. Omit to serve only the metadata (and health). */
+  readonly endpoint?: McpEndpoint;
+  /** Liveness and readiness paths (`GET`, `HEAD`), or `false` for none. Default {@link DEFAULT_HEALTH_PATHS}. */
+  readonly healthPaths?: HealthPaths | false;
+  /** The tool-based login's OAuth callback route. Default: none. */
+  readonly loginCallback?: LoginCallbackRoute;
+}
+
+/**
+ * Answers a request if its path is one of AuthSec's (the MCP endpoint, the metadata documents, health) and
+ * returns `true`; returns `false`, having touched nothing, for any other path. `path` defaults to
+ * `requestPath(req.url)`; a framework that rewrites `req.url` under a mount point passes the full path, and
+ * the full target as `url`.
+ */
+export interface McpRoutes {
+  (req: McpEndpointRequest, res: ServerResponse, path?: string, url?: string): boolean;
+  /** Every path answered, for frameworks that register routes one by one. */
+  readonly paths: readonly string[];
+}
+
+/** The path of a request target: the query dropped, a trailing slash ignored (as the frameworks' routers do). */
+export function requestPath(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/**
+ * AuthSec's routes as one exact-path lookup on `node:http` objects, shared by `createMcpHttpHandler` and the
+ * framework adapters. One map lookup per request, rather than a chain of framework routes: on the MCP hot path
+ * a router's per-layer matching is measurable (see the benchmark's README).
+ */
+export function createMcpRoutes(options: McpRoutesOptions): McpRoutes {
+  const { resourceServer: rs, endpoint } = options;
+  type Route = (req: McpEndpointRequest, res: ServerResponse, url: string | undefined) => void;
+  const routes = new Map<string, Route>();
+  for (const path of rs.metadataPaths) routes.set(path, (req, res) => sendResourceMetadata(req, res, rs));
+  const health = options.healthPaths ?? DEFAULT_HEALTH_PATHS;
+  if (health !== false) {
+    if (typeof health.live !== 'string' || !health.live.startsWith('/'))
+      throw new TypeError('healthPaths.live must be a path starting with /');
+    if (typeof health.ready !== 'string' || !health.ready.startsWith('/'))
+      throw new TypeError('healthPaths.ready must be a path starting with /');
+    const document = (value: () => unknown) => (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
+      send(res, 200, value());
+    };
+    routes.set(requestPath(health.live), document(rs.health));
+    routes.set(requestPath(health.ready), document(rs.ready));
+  }
+  const add = (path: string, route: Route) => {
+    if (routes.has(path)) throw new TypeError(`The path ${path} is both the MCP path and another route's`);
+    routes.set(path, route);
+  };
+  const callback = options.loginCallback;
+  if (callback !== undefined) {
+    if (typeof callback.handle !== 'function' || typeof callback.path !== 'string')
+      throw new TypeError('loginCallback must be the callbackRoute of createToolLogin()');
+    // It reads the query from the request target: under a mount prefix, the full one.
+    add(requestPath(callback.path), (req, res, url) => callback.handle(req, res, url));
+  }
+  if (endpoint !== undefined) add(rs.mcpPath, (req, res) => void endpoint(req, res));
+  const answer = (req: McpEndpointRequest, res: ServerResponse, path?: string, url?: string): boolean => {
+    const route = routes.get(path ?? requestPath(req.url));
+    if (route === undefined) return false;
+    route(req, res, url);
+    return true;
+  };
+  return Object.defineProperty(answer, 'paths', {
+    value: Object.freeze([...routes.keys()]),
+    enumerable: true,
+  }) as McpRoutes;
+}
+
+/** The parts every framework adapter serves. */
+export interface McpAdapter {
+  /** Metadata, challenges, origin rules and session ownership. */
+  readonly resourceServer: ResourceServer;
+  /** The Streamable HTTP endpoint (close it when the HTTP server stops). */
+  readonly endpoint: McpEndpoint;
+  /** The endpoint, the metadata documents and health, behind one path lookup. */
+  readonly routes: McpRoutes;
+}
+
+/**
+ * Builds what a framework adapter serves from the adapters' common options: the resource server (unless one is
+ * given, as Nest's module provides its own), the MCP endpoint and their routes. The adapters only translate
+ * these to their framework. Misconfiguration is a `TypeError` naming `who`.
+ */
+export function createMcpAdapter(
+  options: McpAdapterOptions,
+  who: string,
+  resourceServer?: ResourceServer,
+): McpAdapter {
+  const {
+    server,
+    stateless,
+    allowToolLogin,
+    maxBodyBytes,
+    sessionIdleTimeoutMs,
+    healthPaths,
+    loginCallback,
+    ...rest
+  } = options;
+  if (typeof server?.createServer !== 'function')
+    throw new TypeError(`${who}: server must come from createAuthSecServer()`);
+  const rs =
+    resourceServer ??
+    createResourceServer({
+      ...rest,
+      scopesSupported: options.scopesSupported ?? server.scopesSupported,
+      resourceName: options.resourceName ?? server.name,
+    });
+  const endpoint = createMcpEndpoint({
+    server,
+    resourceServer: rs,
+    stateless: stateless === true,
+    allowToolLogin: allowToolLogin === true,
+    ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
+    ...(sessionIdleTimeoutMs === undefined ? {} : { sessionIdleTimeoutMs }),
+  });
+  const routes = createMcpRoutes({
+    resourceServer: rs,
+    endpoint,
+    ...(healthPaths === undefined ? {} : { healthPaths }),
+    ...(loginCallback === undefined ? {} : { loginCallback }),
+  });
+  return { resourceServer: rs, endpoint, routes };
+}
+
 /**
  * The Streamable HTTP MCP endpoint as a `node:http` listener: the resource server of `@authsec/core` (RFC 9728
  * metadata at the path form and the root form, RFC 6750 challenges, `Origin` rules, the `insufficient_scope`
- * step-up) in front of {@link createMcpEndpoint} at the resource URL's path. A missing or bad token is 401 with
+ * step-up) in front of {@link createMcpEndpoint} at the resource URL's path, with liveness and readiness
+ * documents (`/healthz`, `/readyz` unless `healthPaths` says otherwise). A missing or bad token is 401 with
  * a challenge naming the metadata URL; an unreachable key set or database is 503. Stateful sessions are bound
  * to the issuer, tenant and subject that created them. Other paths go to `fallback` (default 404).
  * Misconfiguration is a `TypeError` here.
@@ -466,12 +622,15 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       : { sessionIdleTimeoutMs: options.sessionIdleTimeoutMs }),
   });
 
+  const routes = createMcpRoutes({
+    resourceServer: rs,
+    endpoint,
+    ...(options.healthPaths === undefined ? {} : { healthPaths: options.healthPaths }),
+    ...(options.loginCallback === undefined ? {} : { loginCallback: options.loginCallback }),
+  });
+  const fallback = options.fallback ?? ((_req, res) => send(res, 404, { error: 'not_found' }));
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (rs.metadataPaths.includes(path)) sendResourceMetadata(req, res, rs);
-    else if (path === rs.mcpPath) void endpoint(req, res);
-    else if (options.fallback) options.fallback(req, res);
-    else send(res, 404, { error: 'not_found' });
+    if (!routes(req, res)) fallback(req, res);
   };
 
   return Object.defineProperties(handler, {

@@ -8,16 +8,24 @@
 
 export { type Defaults, type DefaultsOptions, defaultStdioAudience, openDefaults } from './defaults.js';
 export {
+  createMcpAdapter,
   createMcpEndpoint,
   createMcpHttpHandler,
+  createMcpRoutes,
+  DEFAULT_HEALTH_PATHS,
+  type HealthPaths,
   isLoopbackHost,
+  type McpAdapter,
   type McpAdapterOptions,
   type McpEndpoint,
   type McpEndpointOptions,
   type McpEndpointRequest,
   type McpHttpHandler,
   type McpHttpHandlerOptions,
+  type McpRoutes,
+  type McpRoutesOptions,
   type RunningHttpServer,
+  requestPath,
   type StartHttpServerOptions,
   sendErrorResponse,
   sendResourceMetadata,
@@ -26,6 +34,8 @@ export {
 export { type ArgsOf, type ToolInputSchema, USER_INFO_KEY, type ZodInputSchema } from './input-schema.js';
 export {
   createToolLogin,
+  type LoginCallbackRoute,
+  type ToolLogin,
   type ToolLoginCallbackOptions,
   type ToolLoginOptions,
   type ToolLoginRememberOptions,

@@ -365,6 +365,58 @@ describe('idle sessions', () => {
   });
 });
 
+describe('health and readiness', () => {
+  it('are served at /healthz and /readyz (GET, HEAD), unauthenticated, and can be moved or turned off', async () => {
+    const engine = createTestEngine();
+    const mcp = createAuthSecServer({ name: 's', version: '1', tools: [], authsec: engine.authsec });
+    const base = { server: mcp, authsec: engine.authsec, authorizationServers: ['https://idp.example'] };
+    const http = await startHttpServer(base);
+    const moved = await startHttpServer({ ...base, healthPaths: { live: '/live', ready: '/ready' } });
+    const off = await startHttpServer({ ...base, healthPaths: false });
+    try {
+      const origin = new URL(http.url).origin;
+      const live = await fetch(`${origin}/healthz`);
+      expect(live.status).toBe(200);
+      expect(live.headers.get('cache-control')).toBe('no-store');
+      expect(await live.json()).toEqual({ status: 'ok' });
+      expect(await (await fetch(`${origin}/readyz?probe=1`)).json()).toEqual({
+        status: 'ready',
+        resource: http.url,
+      });
+      expect((await fetch(`${origin}/healthz`, { method: 'HEAD' })).status).toBe(200);
+      const post = await fetch(`${origin}/healthz`, { method: 'POST' });
+      expect(post.status).toBe(405);
+      expect(post.headers.get('allow')).toBe('GET, HEAD');
+
+      const movedOrigin = new URL(moved.url).origin;
+      expect((await fetch(`${movedOrigin}/live`)).status).toBe(200);
+      expect((await fetch(`${movedOrigin}/healthz`)).status).toBe(404);
+      expect((await fetch(`${new URL(off.url).origin}/healthz`)).status).toBe(404);
+    } finally {
+      await Promise.all([http.close(), moved.close(), off.close()]);
+      await mcp.close();
+    }
+  });
+
+  it('refuse a health path that is not a path, or that takes the MCP path', async () => {
+    const engine = createTestEngine();
+    const mcp = createAuthSecServer({ name: 's', version: '1', tools: [], authsec: engine.authsec });
+    const base = {
+      server: mcp,
+      authsec: engine.authsec,
+      resourceUrl: 'http://127.0.0.1:1/mcp',
+      authorizationServers: ['https://idp.example'],
+    };
+    expect(() =>
+      createMcpHttpHandler({ ...base, healthPaths: { live: 'healthz', ready: '/readyz' } }),
+    ).toThrow('healthPaths.live must be a path starting with /');
+    expect(() => createMcpHttpHandler({ ...base, healthPaths: { live: '/healthz', ready: '/mcp' } })).toThrow(
+      'The path /mcp is both the MCP path and another route',
+    );
+    await mcp.close();
+  });
+});
+
 describe('other paths', () => {
   it('go to the fallback when one is given', async () => {
     const engine = createTestEngine();

@@ -3,11 +3,11 @@ import type { AuthSec, ResourceServer } from '@authsec/core';
 import {
   type AuthSecMcpServer,
   createAuthSecServer,
-  createMcpEndpoint,
+  createMcpAdapter,
   type McpEndpoint,
+  type McpRoutes,
   type AuthSecTool as McpTool,
   protect,
-  sendResourceMetadata,
   type ToolHandler,
 } from '@authsec/mcp';
 import {
@@ -43,11 +43,6 @@ interface FastifyLike {
       reply: { raw: ServerResponse; hijack(): void },
     ) => Promise<void>,
   ): unknown;
-}
-
-function pathOf(url: string | undefined): string {
-  const path = (url ?? '/').split('?', 1)[0] ?? '/';
-  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
 /**
@@ -100,17 +95,13 @@ export class AuthSecMcpService implements OnModuleInit, OnModuleDestroy, OnAppli
       ...(options.directory === undefined ? {} : { directory: options.directory }),
       ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
     });
-    this.endpoint = createMcpEndpoint({
-      server: this.server,
-      resourceServer: this.resourceServer,
-      stateless: options.stateless === true,
-      allowToolLogin: options.allowToolLogin === true,
-      ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
-      ...(options.sessionIdleTimeoutMs === undefined
-        ? {}
-        : { sessionIdleTimeoutMs: options.sessionIdleTimeoutMs }),
-    });
-    this.mount();
+    const { endpoint, routes } = createMcpAdapter(
+      { ...options, server: this.server, authsec: this.authsec },
+      'AuthSecModule',
+      this.resourceServer,
+    );
+    this.endpoint = endpoint;
+    this.mount(routes);
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -151,47 +142,25 @@ export class AuthSecMcpService implements OnModuleInit, OnModuleDestroy, OnAppli
     return tools;
   }
 
-  private mount(): void {
+  private mount(routes: McpRoutes): void {
     const adapter = this.adapterHost.httpAdapter;
     if (!adapter) {
       this.logger.warn('No HTTP adapter: the MCP endpoint is not served (create a Nest HTTP application).');
       return;
-    }
-    const rs = this.resourceServer;
-    const endpoint = this.endpoint!;
-    const health = this.options.healthPaths ?? { live: '/healthz', ready: '/readyz' };
-    const routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => unknown>([
-      [rs.mcpPath, (req, res) => endpoint(req, res)],
-      ...rs.metadataPaths.map(
-        (path) =>
-          [path, (req: IncomingMessage, res: ServerResponse) => sendResourceMetadata(req, res, rs)] as const,
-      ),
-    ]);
-    if (health !== false) {
-      const json = (value: unknown) => (_req: IncomingMessage, res: ServerResponse) => {
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        res.end(JSON.stringify(value));
-      };
-      routes.set(health.live, json(rs.health()));
-      routes.set(health.ready, json(rs.ready()));
     }
     const type = adapter.getType();
     if (type === 'fastify') {
       const fastify = adapter.getInstance<FastifyLike>();
       // onRequest runs before Fastify's content-type parsing: the endpoint reads the raw body itself.
       fastify.addHook('onRequest', async (request, reply) => {
-        const route = routes.get(pathOf(request.raw.url));
-        if (route === undefined) return;
-        reply.hijack();
-        await route(request.raw, reply.raw);
+        // A route answered on the raw objects: Fastify must not answer too.
+        if (routes(request.raw, reply.raw)) reply.hijack();
       });
       return;
     }
     const app = adapter.getInstance<ExpressLike>();
     app.use((req, res, next) => {
-      const route = routes.get(pathOf(req.url));
-      if (route === undefined) return next();
-      void route(req, res);
+      if (!routes(req, res)) next();
     });
     // Nest registered its JSON parser already; the endpoint must see the raw stream (its own 400 parse error and
     // 413 limit), so this layer goes first.

@@ -36,25 +36,37 @@ function send(res: ServerResponse, result: CallbackPage, head: boolean): void {
   res.end(head ? undefined : page(result.title, result.message));
 }
 
-/**
- * A lazily started HTTP listener on a loopback address that answers only `GET`/`HEAD` on its path, only for a
- * `Host` that names the loopback address and port it listens on (a DNS-rebound name is refused), with pages
- * that are never cached, framed or referred. The listening socket is unref'd: it never keeps a process alive.
- */
-export function createCallbackServer(options: CallbackServerOptions): CallbackServer {
-  let server: Server | undefined;
-  let starting: Promise<string> | undefined;
-  let allowedHosts = new Set<string>();
-  let closed = false;
+/** Options of {@link createCallbackHandler}. */
+export interface CallbackHandlerOptions {
+  /** Path of the redirect URI. */
+  readonly path: string;
+  /**
+   * The `Host` values accepted (lower case), or `undefined` to accept any: a loopback callback accepts only the
+   * address and port it is reached at, so a DNS-rebound name cannot drive it.
+   */
+  readonly allowedHosts: () => ReadonlySet<string> | undefined;
+  /** Handles one `GET <path>?...` request; must not throw (a throw becomes a generic 500 page). */
+  readonly handle: (url: URL) => Promise<CallbackPage>;
+  readonly logger: Logger;
+}
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+/**
+ * The callback route on `node:http` objects: only `GET`/`HEAD` on its path, only for an accepted `Host`, with
+ * pages that are never cached, framed or referred. `url` overrides `req.url` (a framework mounted under a
+ * prefix passes the full path).
+ */
+export function createCallbackHandler(
+  options: CallbackHandlerOptions,
+): (req: IncomingMessage, res: ServerResponse, url?: string) => void {
+  return (req, res, target = req.url) => {
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) {
       res.writeHead(405, { ...PAGE_HEADERS, allow: 'GET, HEAD' });
       res.end();
       return;
     }
-    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+    const hosts = options.allowedHosts();
+    if (hosts !== undefined && !hosts.has((req.headers.host ?? '').toLowerCase())) {
       send(
         res,
         { status: 400, title: 'Wrong address', message: 'This page is only served on loopback.' },
@@ -62,7 +74,7 @@ export function createCallbackServer(options: CallbackServerOptions): CallbackSe
       );
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://callback.invalid');
+    const url = new URL(target ?? '/', 'http://callback.invalid');
     if (url.pathname !== options.path) {
       send(res, { status: 404, title: 'Not found', message: 'There is nothing here.' }, head);
       return;
@@ -79,6 +91,24 @@ export function createCallbackServer(options: CallbackServerOptions): CallbackSe
       },
     );
   };
+}
+
+/**
+ * A lazily started HTTP listener on a loopback address serving {@link createCallbackHandler} for the address
+ * and port it listens on. The listening socket is unref'd: it never keeps a process alive.
+ */
+export function createCallbackServer(options: CallbackServerOptions): CallbackServer {
+  let server: Server | undefined;
+  let starting: Promise<string> | undefined;
+  let allowedHosts = new Set<string>();
+  let closed = false;
+
+  const onRequest = createCallbackHandler({
+    path: options.path,
+    allowedHosts: () => allowedHosts,
+    handle: options.handle,
+    logger: options.logger,
+  });
 
   const listen = async (): Promise<string> => {
     const created = createServer(onRequest);

@@ -1,5 +1,7 @@
 export {
   createToolLogin,
+  type LoginCallbackRoute,
+  type ToolLogin,
   type ToolLoginCallbackOptions,
   type ToolLoginOptions,
   type ToolLoginRememberOptions,

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type AuthSec,
   AuthSecError,
@@ -5,6 +6,7 @@ import {
   generateCodeVerifier,
   generateNonce,
   isAuthSecError,
+  isLoopbackHost,
   type Logger,
   type MasterKeyRing,
   type OAuthClient,
@@ -16,7 +18,12 @@ import {
 } from '@authsec/core';
 import type { AuthSecTool, JsonSchemaObject, LoginProvider, ToolResult } from '../types.js';
 import { toUserInfo } from '../user-info.js';
-import { type CallbackPage, type CallbackServer, createCallbackServer } from './callback-server.js';
+import {
+  type CallbackPage,
+  type CallbackServer,
+  createCallbackHandler,
+  createCallbackServer,
+} from './callback-server.js';
 import { createRememberedLogin, type RememberedLogin } from './remember.js';
 import { defineLoginTool, jsonResult, type LoginToolSpec } from './tool-results.js';
 
@@ -31,6 +38,29 @@ export interface ToolLoginCallbackOptions {
   readonly port?: number;
   /** Path of the redirect URI. Default `'/callback'`. */
   readonly path?: string;
+  /**
+   * The redirect URI when the application's own HTTP server serves the callback (pass the login's
+   * {@link ToolLogin.callbackRoute} as `loginCallback` to an HTTP adapter): no listener is started and
+   * `host`, `port` and `path` must not be set. `https`, or `http` on a loopback host (OAuth 2.1).
+   */
+  readonly redirectUri?: string;
+}
+
+/** The login's callback route, served by the application's HTTP server (see {@link ToolLoginCallbackOptions.redirectUri}). */
+export interface LoginCallbackRoute {
+  /** The redirect URI's path. */
+  readonly path: string;
+  /**
+   * Answers `GET`/`HEAD` on {@link LoginCallbackRoute.path} with the login's result page. `url` overrides
+   * `req.url` (the full path and query, for a framework that strips a mount prefix).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, url?: string): void;
+}
+
+/** The tool-based login: a {@link LoginProvider} for `createAuthSecServer`, and its callback route. */
+export interface ToolLogin extends LoginProvider {
+  /** Set with `callback.redirectUri`: the route the application serves. `undefined` with the loopback listener. */
+  readonly callbackRoute: LoginCallbackRoute | undefined;
 }
 
 /** Remembering the login for the local OS user (stdio). */
@@ -153,6 +183,25 @@ function checkOptions<M>(options: ToolLoginOptions<M>) {
   if (flow !== 'code' && flow !== 'device' && flow !== 'auto') {
     throw new TypeError("createToolLogin: flow must be 'code', 'device' or 'auto'");
   }
+  const redirectUri = options.callback?.redirectUri;
+  if (redirectUri !== undefined) {
+    const { host: h, port: p, path: q } = options.callback ?? {};
+    if (h !== undefined || p !== undefined || q !== undefined)
+      throw new TypeError('createToolLogin: callback.redirectUri excludes callback.host, port and path');
+    let url: URL;
+    try {
+      url = new URL(redirectUri);
+    } catch {
+      throw new TypeError('createToolLogin: callback.redirectUri must be an absolute URL');
+    }
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(hostname)))
+      throw new TypeError('createToolLogin: callback.redirectUri must be https, or http on a loopback host');
+    if (url.hash !== '' || url.search !== '' || url.username !== '' || url.password !== '')
+      throw new TypeError(
+        'createToolLogin: callback.redirectUri must have no query, fragment or credentials',
+      );
+  }
   const host = options.callback?.host ?? '127.0.0.1';
   if (host !== '127.0.0.1' && host !== '::1') {
     throw new TypeError("createToolLogin: callback.host must be a loopback address ('127.0.0.1' or '::1')");
@@ -180,7 +229,7 @@ function checkOptions<M>(options: ToolLoginOptions<M>) {
   if (!Number.isSafeInteger(recheck) || recheck < 0) {
     throw new TypeError('createToolLogin: recheckIntervalMs must be an integer >= 0');
   }
-  return { flow, host, port, path, remember, margin, recheck } as const;
+  return { flow, host, port, path, redirectUri, remember, margin, recheck } as const;
 }
 
 /**
@@ -203,7 +252,7 @@ function checkOptions<M>(options: ToolLoginOptions<M>) {
  *
  * Misuse of the options is a `TypeError`, thrown here.
  */
-export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): LoginProvider {
+export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): ToolLogin {
   const config = checkOptions(options);
   const { authsec, sessions } = options;
   const clock = options.clock ?? authsec.clock;
@@ -627,13 +676,40 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Logi
     }
   };
 
-  const callbackServer: CallbackServer = createCallbackServer({
-    host: config.host,
-    port: config.port,
-    path: config.path,
-    handle: handleCallback,
-    logger,
-  });
+  // The redirect URI's route: on the application's server (`redirectUri`), or on a loopback listener of ours.
+  const external = config.redirectUri === undefined ? undefined : new URL(config.redirectUri);
+  const callbackServer: CallbackServer =
+    external === undefined
+      ? createCallbackServer({
+          host: config.host,
+          port: config.port,
+          path: config.path,
+          handle: handleCallback,
+          logger,
+        })
+      : {
+          start: () =>
+            closed
+              ? Promise.reject(new AuthSecError('SERVICE_UNAVAILABLE', 'The login is closed'))
+              : Promise.resolve(external.href),
+          close: async () => {},
+        };
+  const callbackRoute: LoginCallbackRoute | undefined =
+    external === undefined
+      ? undefined
+      : Object.freeze({
+          path: external.pathname,
+          handle: createCallbackHandler({
+            path: external.pathname,
+            // On loopback, only the redirect URI's own host (DNS rebinding); elsewhere the host is the proxy's.
+            allowedHosts: () =>
+              isLoopbackHost(external.hostname.replace(/^\[|\]$/g, ''))
+                ? new Set([external.host.toLowerCase()])
+                : undefined,
+            handle: handleCallback,
+            logger,
+          }),
+        });
 
   // ------------------------------------------------------------------------------------------------------
   // Tool results.
@@ -1005,6 +1081,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Logi
 
   return {
     tools,
+    callbackRoute,
     principalFor,
     sessionIdFor: (connectionId) => connections.get(connectionId)?.attached?.sessionId,
     onChange(listener) {

@@ -447,4 +447,36 @@ describe('failures', () => {
       TypeError,
     );
   });
+
+  it('takes a redirect URI served by the application: https, or http on loopback, and no listener', async () => {
+    const h = await setup();
+    const base = { authsec: h.authsec, oauth: h.oauth, sessions: h.sessions, logger: silentLogger };
+    const refused: [string, string][] = [
+      ['http://app.example/callback', 'must be https, or http on a loopback host'],
+      ['ftp://127.0.0.1/callback', 'must be https, or http on a loopback host'],
+      ['not a url', 'must be an absolute URL'],
+      ['https://app.example/callback?x=1', 'no query, fragment or credentials'],
+      ['https://app.example/callback#x', 'no query, fragment or credentials'],
+      ['https://user:pw@app.example/callback', 'no query, fragment or credentials'],
+    ];
+    for (const [redirectUri, message] of refused)
+      expect(() => createToolLogin({ ...base, callback: { redirectUri } }), redirectUri).toThrow(message);
+    expect(() =>
+      createToolLogin({ ...base, callback: { redirectUri: 'https://app.example/cb', port: 1 } }),
+    ).toThrow('callback.redirectUri excludes callback.host, port and path');
+
+    const external = createToolLogin({ ...base, callback: { redirectUri: 'https://app.example/auth/cb' } });
+    expect(external.callbackRoute?.path).toBe('/auth/cb');
+    const loopback = createToolLogin({ ...base, callback: { redirectUri: 'http://[::1]:4000/callback' } });
+    expect(loopback.callbackRoute?.path).toBe('/callback');
+    // The authorization request names the application's redirect URI; no loopback listener is started.
+    const started = await harness(idp, { callback: { redirectUri: 'https://app.example/auth/cb' } });
+    open.push(started);
+    const body = await started.body('c1', 'oauth_start');
+    expect(new URL(String(body.authorization_url)).searchParams.get('redirect_uri')).toBe(
+      'https://app.example/auth/cb',
+    );
+    expect(h.login.callbackRoute).toBeUndefined();
+    await Promise.all([external.close(), loopback.close()]);
+  });
 });

@@ -10,8 +10,9 @@ import {
   silentLogger,
 } from '@authsec/core';
 import { DEMO_USERS, type DevIdp } from '@authsec/dev-idp';
-import { createToolLogin, type ToolLoginOptions } from '../../../src/login/index.js';
-import type { LoginProvider, PublicToolContext, ToolResult } from '../../../src/types.js';
+import { createToolLogin, type ToolLogin, type ToolLoginOptions } from '../../../src/login/index.js';
+import type { PublicToolContext, ToolResult } from '../../../src/types.js';
+import { detachedCall } from '../../helpers/call-channel.js';
 
 /** The audience of the test server (the dev IdP accepts any loopback resource). */
 export const RESOURCE = 'http://127.0.0.1:39998/mcp';
@@ -58,7 +59,7 @@ export function oauthClient(idp: DevIdp, clock?: () => number): Promise<OAuthCli
 
 /** A login provider with its engine, store and a record of every change and every result text. */
 export interface Harness {
-  readonly login: LoginProvider;
+  readonly login: ToolLogin;
   readonly authsec: AuthSec;
   readonly sessions: SessionStore;
   readonly oauth: OAuthClient;
@@ -103,7 +104,7 @@ export async function harness(
       tenant: undefined,
       sessionId: login.sessionIdFor(connectionId),
       services: noServiceAccess,
-      signal: new AbortController().signal,
+      ...detachedCall(),
       connectionId,
     };
     const result = await tool.run(args, context);
