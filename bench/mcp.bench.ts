@@ -263,6 +263,17 @@ function report(targets: Target[], samples: number[][], config: Config): void {
     ],
     rows,
   );
+  // The plain McpServer on the same framework: what the framework itself costs is not ours to remove.
+  const sameFramework = (id: string) =>
+    rows.find(
+      (r) =>
+        r.target.id ===
+        (id.startsWith('authsec-express')
+          ? 'plain-express'
+          : id.startsWith('authsec-fastify')
+            ? 'plain-fastify'
+            : 'plain'),
+    ) ?? plain;
   const ours = rows
     .filter((r) => r.target.id.startsWith('authsec'))
     .map((r) => ({
@@ -270,6 +281,9 @@ function report(targets: Target[], samples: number[][], config: Config): void {
       name: r.target.name,
       oursOverPlain: ratio(r.reqs, plain.reqs),
       oursOverPlainPaired: pairedRatio(r.samples, plain.samples),
+      sameFramework: sameFramework(r.target.id).target.name,
+      oursOverSameFramework: ratio(r.reqs, sameFramework(r.target.id).reqs),
+      oursOverSameFrameworkPaired: pairedRatio(r.samples, sameFramework(r.target.id).samples),
       oursOverLowLevel: ratio(r.reqs, lowLevel.reqs),
       oursOverLowLevelPaired: pairedRatio(r.samples, lowLevel.samples),
       oursOverSdkBearer: ratio(r.reqs, bearer.reqs),
@@ -289,7 +303,8 @@ function report(targets: Target[], samples: number[][], config: Config): void {
     out.write(
       `  ${o.name.padEnd(width)}  / plain McpServer ${formatRatio(o.oursOverPlain)} (${formatRatio(o.oursOverPlainPaired)})` +
         `   / sdk-bearer ${formatRatio(o.oursOverSdkBearer)} (${formatRatio(o.oursOverSdkBearerPaired)})` +
-        `   / low-level Server ${formatRatio(o.oursOverLowLevel)} (${formatRatio(o.oursOverLowLevelPaired)})\n`,
+        `   / low-level Server ${formatRatio(o.oursOverLowLevel)} (${formatRatio(o.oursOverLowLevelPaired)})` +
+        `   / plain on its framework ${formatRatio(o.oursOverSameFramework)} (${formatRatio(o.oursOverSameFrameworkPaired)})\n`,
     );
   }
   out.write(

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuthSecErrorCode } from './errors.js';
 
 /**
@@ -60,7 +60,8 @@ function canonical(value: unknown): string {
 
 /** SHA-256 hex digest of the canonical JSON form of `args` (key order does not matter). */
 export function digestArguments(args: unknown): string {
-  return createHash('sha256').update(canonical(args)).digest('hex');
+  // One-shot `hash`: no Hash object per call, on the path of every audited tool call.
+  return hash('sha256', canonical(args), 'hex');
 }
 
 /** Keeps events in memory, for tests and for callers that inspect decisions. */

@@ -1,7 +1,14 @@
 import 'reflect-metadata';
 import { ADMIN, ANALYST } from '@authsec/adapter-conformance';
-import type { Principal } from '@authsec/core';
-import { Controller, Get, type INestApplication, Injectable, Module } from '@nestjs/common';
+import { createAuthSec, type Principal, silentLogger } from '@authsec/core';
+import {
+  Controller,
+  type DynamicModule,
+  Get,
+  type INestApplication,
+  Injectable,
+  Module,
+} from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +44,23 @@ class ConfigService {
 @Module({ providers: [ConfigService], exports: [ConfigService] })
 class ConfigModule {}
 
+/** The API controller with `authSecModule`, listening on 127.0.0.1 on the given Nest platform. */
+async function startApi(
+  platform: 'express' | 'fastify',
+  authSecModule: DynamicModule,
+): Promise<{ app: INestApplication; base: string }> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [authSecModule],
+    controllers: [ApiController],
+  }).compile();
+  const app =
+    platform === 'fastify'
+      ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
+      : moduleRef.createNestApplication({ logger: false });
+  await app.listen(0, '127.0.0.1');
+  return { app, base: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
+}
+
 for (const platform of ['express', 'fastify'] as const) {
   describe(`AuthSecGuard on ${platform}`, () => {
     const { authsec, token } = createTestEngine();
@@ -44,27 +68,19 @@ for (const platform of ['express', 'fastify'] as const) {
     let base: string;
 
     beforeAll(async () => {
-      const moduleRef = await Test.createTestingModule({
-        imports: [
-          AuthSecModule.forRootAsync({
-            imports: [ConfigModule],
-            inject: [ConfigService],
-            useFactory: (config: ConfigService) => ({
-              authsec,
-              resourceUrl: RESOURCE_URL,
-              authorizationServers: config.authorizationServers,
-              mcp: false,
-            }),
+      ({ app, base } = await startApi(
+        platform,
+        AuthSecModule.forRootAsync({
+          imports: [ConfigModule],
+          inject: [ConfigService],
+          useFactory: (config: ConfigService) => ({
+            authsec,
+            resourceUrl: RESOURCE_URL,
+            authorizationServers: config.authorizationServers,
+            mcp: false,
           }),
-        ],
-        controllers: [ApiController],
-      }).compile();
-      app =
-        platform === 'fastify'
-          ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
-          : moduleRef.createNestApplication({ logger: false });
-      await app.listen(0, '127.0.0.1');
-      base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+        }),
+      ));
     });
     afterAll(() => app?.close());
 
@@ -114,6 +130,44 @@ for (const platform of ['express', 'fastify'] as const) {
     it('serves no MCP endpoint with mcp: false', async () => {
       const response = await fetch(`${base}/mcp`, { method: 'POST' });
       expect(response.status).toBe(404);
+    });
+  });
+}
+
+for (const platform of ['express', 'fastify'] as const) {
+  describe(`AuthSecGuard on ${platform}, when the key set is unreachable`, () => {
+    // Tokens of this issuer name a key only its JWKS could provide, and nothing listens there: fail closed.
+    const DOWN_ISSUER = 'http://127.0.0.1:9/down';
+    const { token } = createTestEngine();
+    const authsec = createAuthSec({
+      issuers: [{ issuer: DOWN_ISSUER, jwksUrl: 'http://127.0.0.1:9/down/jwks' }],
+      audience: RESOURCE_URL,
+      logger: silentLogger,
+    });
+    let app: INestApplication;
+    let base: string;
+
+    beforeAll(async () => {
+      ({ app, base } = await startApi(
+        platform,
+        AuthSecModule.forRoot({
+          authsec,
+          resourceUrl: RESOURCE_URL,
+          authorizationServers: [DOWN_ISSUER],
+          mcp: false,
+        }),
+      ));
+    });
+    afterAll(() => app?.close());
+
+    it('503 SERVICE_UNAVAILABLE (never a 200, never a 500), and no token in the answer', async () => {
+      const presented = token({ iss: DOWN_ISSUER, sub: 'u1', tenant_id: 'acme' });
+      const response = await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${presented}` } });
+      expect(response.status).toBe(503);
+      const text = await response.text();
+      expect(JSON.parse(text)).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      expect(text).not.toContain(presented);
+      expect(response.headers.get('cache-control')).toBe('no-store');
     });
   });
 }
