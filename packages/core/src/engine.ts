@@ -80,10 +80,45 @@ export interface AuthSec<M = unknown> {
   readonly logger: Logger;
   /** The engine's clock. */
   readonly clock: Clock;
+  /**
+   * For readiness probes: whether the engine can verify and resolve callers now. Checks the key set of every
+   * issuer whose keys come from its JWKS (fetching it when none is at hand, at most once per cooldown) and the
+   * directory when it has a `check`. Never rejects; a closed engine is not ready.
+   */
+  readiness(): Promise<Readiness>;
   /** Drops every cached verified token (for example after a key compromise). */
   clearTokenCache(): void;
   /** Flushes audit sinks and releases timers, pools and listeners. Idempotent. */
   close(): Promise<void>;
+}
+
+/** What {@link AuthSec.readiness} reports. */
+export interface Readiness {
+  /** True when every check passed. */
+  readonly ready: boolean;
+  /** One entry per dependency: `keys <issuer>` per JWKS-based issuer, and `directory` when it can be checked. */
+  readonly checks: Readonly<Record<string, 'ok' | 'unavailable'>>;
+}
+
+/** A directory check slower than this counts as unavailable: a readiness probe must answer in time. */
+const READINESS_DEADLINE_MS = 3000;
+
+/** Resolves `true` when `check` resolves within `ms`, `false` when it rejects or is late. */
+function passesWithin(check: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+    check.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+    );
+  });
 }
 
 const compiledCache = new WeakMap<Requirement, CompiledRequirement>();
@@ -229,6 +264,17 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     audit,
     logger,
     clock,
+    async readiness() {
+      if (closed) return { ready: false, checks: { engine: 'unavailable' } };
+      const [keys, directoryOk] = await Promise.all([
+        verifier.checkKeys(),
+        directory?.check ? passesWithin(directory.check(), READINESS_DEADLINE_MS) : undefined,
+      ]);
+      const checks: Record<string, 'ok' | 'unavailable'> = {};
+      for (const [issuer, ok] of Object.entries(keys)) checks[`keys ${issuer}`] = ok ? 'ok' : 'unavailable';
+      if (directoryOk !== undefined) checks['directory'] = directoryOk ? 'ok' : 'unavailable';
+      return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+    },
     clearTokenCache: () => verifier.clearCache(),
     async close() {
       if (closed) return;

@@ -21,6 +21,7 @@ export {
   type AuditInput,
   type AuthSec,
   createAuthSec,
+  type Readiness,
   type RequirementInput,
   type ToolCallInput,
 } from './engine.js';

@@ -26,6 +26,8 @@ export interface PrincipalDirectory {
    * `notifications/tools/list_changed`. Returns a function that stops listening.
    */
   subscribe?(listener: (change: DirectoryChange) => void): () => void;
+  /** For readiness probes: resolves when the directory can answer, throws `SERVICE_UNAVAILABLE` otherwise. */
+  check?(): Promise<void>;
   /** Releases pools and listeners. */
   close?(): Promise<void>;
 }

@@ -6,7 +6,7 @@
  * this module; an adapter only moves these values between its framework's request and response.
  */
 
-import type { AuthSec } from './engine.js';
+import type { AuthSec, Readiness } from './engine.js';
 import { AuthSecError, type ErrorResponse, isAuthSecError, toErrorResponse } from './errors.js';
 import { requiredScopes } from './policy/index.js';
 import type { Logger, Principal } from './types.js';
@@ -142,8 +142,15 @@ export interface ResourceServer {
   }): boolean;
   /** Liveness: the process answers. */
   health(): { readonly status: 'ok' };
-  /** Readiness: what this resource server serves. */
-  ready(): { readonly status: 'ready'; readonly resource: string };
+  /**
+   * Readiness: what this resource server serves, and whether the engine's dependencies answer (key sets,
+   * directory; see `AuthSec.readiness`). Answer `ready` with 200, `unavailable` with 503.
+   */
+  ready(): Promise<{
+    readonly status: 'ready' | 'unavailable';
+    readonly resource: string;
+    readonly checks: Readiness['checks'];
+  }>;
 }
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1', '::ffff:127.0.0.1']);
@@ -371,6 +378,9 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
       return address !== undefined && isLoopbackHost(address);
     },
     health: () => ({ status: 'ok' }),
-    ready: () => ({ status: 'ready', resource: resourceUrl }),
+    async ready() {
+      const { ready, checks } = await authsec.readiness();
+      return { status: ready ? 'ready' : 'unavailable', resource: resourceUrl, checks };
+    },
   };
 }

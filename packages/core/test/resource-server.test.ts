@@ -367,9 +367,23 @@ describe('sessions, clients, health', () => {
     expect(isLoopbackHost('127.example')).toBe(false);
   });
 
-  it('answers health and readiness with plain objects', () => {
+  it('answers health, and readiness from the engine: not ready while a key set cannot be fetched', async () => {
     const { rs } = setup();
     expect(rs.health()).toEqual({ status: 'ok' });
-    expect(rs.ready()).toEqual({ status: 'ready', resource: RESOURCE });
+    // Local keys: nothing to fetch, nothing to check.
+    expect(await rs.ready()).toEqual({ status: 'ready', resource: RESOURCE, checks: {} });
+    // Nothing listens on port 9 of loopback: the JWKS issuer's keys are unavailable, and so is the service.
+    const down = 'http://127.0.0.1:9/idp';
+    const { rs: remote, authsec } = setup(
+      { authorizationServers: [down] },
+      { issuers: [{ issuer: down, jwksUrl: `${down}/jwks` }] },
+    );
+    expect(await remote.ready()).toEqual({
+      status: 'unavailable',
+      resource: RESOURCE,
+      checks: { [`keys ${down}`]: 'unavailable' },
+    });
+    await authsec.close();
+    expect(await remote.ready()).toMatchObject({ status: 'unavailable', checks: { engine: 'unavailable' } });
   });
 });

@@ -493,13 +493,26 @@ export function createMcpRoutes(options: McpRoutesOptions): McpRoutes {
       throw new TypeError('healthPaths.live must be a path starting with /');
     if (typeof health.ready !== 'string' || !health.ready.startsWith('/'))
       throw new TypeError('healthPaths.ready must be a path starting with /');
-    const document = (value: () => unknown) => (req: IncomingMessage, res: ServerResponse) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD')
-        return send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
-      send(res, 200, value());
-    };
-    routes.set(requestPath(health.live), document(rs.health));
-    routes.set(requestPath(health.ready), document(rs.ready));
+    const getOnly =
+      (answer: (res: ServerResponse) => void) =>
+      (req: IncomingMessage, res: ServerResponse): void => {
+        if (req.method === 'GET' || req.method === 'HEAD') answer(res);
+        else send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
+      };
+    routes.set(
+      requestPath(health.live),
+      getOnly((res) => send(res, 200, rs.health())),
+    );
+    // Readiness asks the engine's dependencies (key sets, directory): 503 while one does not answer.
+    routes.set(
+      requestPath(health.ready),
+      getOnly((res) => {
+        rs.ready().then(
+          (report) => send(res, report.status === 'ready' ? 200 : 503, report),
+          () => send(res, 503, { status: 'unavailable' }),
+        );
+      }),
+    );
   }
   const add = (path: string, route: Route) => {
     if (routes.has(path)) throw new TypeError(`The path ${path} is both the MCP path and another route's`);

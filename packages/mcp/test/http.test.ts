@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { createAuthSec, silentLogger } from '@authsec/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createMcpHttpHandler, type RunningHttpServer, startHttpServer } from '../src/http.js';
 import { type AuthSecMcpServer, createAuthSecServer } from '../src/server.js';
@@ -382,6 +383,7 @@ describe('health and readiness', () => {
       expect(await (await fetch(`${origin}/readyz?probe=1`)).json()).toEqual({
         status: 'ready',
         resource: http.url,
+        checks: {},
       });
       expect((await fetch(`${origin}/healthz`, { method: 'HEAD' })).status).toBe(200);
       const post = await fetch(`${origin}/healthz`, { method: 'POST' });
@@ -394,6 +396,31 @@ describe('health and readiness', () => {
       expect((await fetch(`${new URL(off.url).origin}/healthz`)).status).toBe(404);
     } finally {
       await Promise.all([http.close(), moved.close(), off.close()]);
+      await mcp.close();
+    }
+  });
+
+  it('readiness is 503 while the key set of an issuer cannot be fetched; liveness stays 200', async () => {
+    const down = 'http://127.0.0.1:9/idp'; // nothing listens on port 9 of loopback
+    const authsec = createAuthSec({
+      issuers: [{ issuer: down, jwksUrl: `${down}/jwks` }],
+      audience: 'http://127.0.0.1/mcp',
+      logger: silentLogger,
+    });
+    const mcp = createAuthSecServer({ name: 's', version: '1', tools: [], authsec });
+    const http = await startHttpServer({ server: mcp, authsec, authorizationServers: [down] });
+    try {
+      const origin = new URL(http.url).origin;
+      const ready = await fetch(`${origin}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({
+        status: 'unavailable',
+        resource: http.url,
+        checks: { [`keys ${down}`]: 'unavailable' },
+      });
+      expect((await fetch(`${origin}/healthz`)).status).toBe(200);
+    } finally {
+      await http.close();
       await mcp.close();
     }
   });

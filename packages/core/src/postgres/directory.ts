@@ -114,6 +114,8 @@ export interface PostgresDirectory extends PrincipalDirectory {
   readonly admin: DirectoryAdmin;
   /** Drops this process's cached entries of a tenant (all of them, or one subject's bindings). */
   invalidate(tenantId: string, subject?: string): void;
+  /** Resolves when the master database answers; `SERVICE_UNAVAILABLE` otherwise (for readiness probes). */
+  check(): Promise<void>;
   /** Stops listening for changes (and closes the tenancy when `closeTenancy`). */
   close(): Promise<void>;
 }
@@ -560,6 +562,15 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
       return () => {
         listeners.delete(listener);
       };
+    },
+    async check() {
+      if (closed) throw new AuthSecError('SERVICE_UNAVAILABLE', 'The directory is closed');
+      try {
+        await tenancy.master.query('SELECT 1');
+      } catch (cause) {
+        // Whatever went wrong, the directory cannot answer now: that is all a readiness probe needs to know.
+        throw new AuthSecError('SERVICE_UNAVAILABLE', 'The directory database is unavailable', { cause });
+      }
     },
     async resolve(principal) {
       if (typeof principal !== 'object' || principal === null)

@@ -133,6 +133,18 @@ export class RemoteKeySet implements KeyResolver {
     return this.#index !== undefined;
   }
 
+  /**
+   * For readiness probes: whether keys are at hand. With none fetched yet it tries one fetch, unless one ran less
+   * than `cooldownMs` ago (so a probe cannot make this process hammer the issuer). Never rejects.
+   */
+  async check(): Promise<boolean> {
+    if (this.#index !== undefined) return true;
+    if (this.#pending === undefined && this.#options.clock() - this.#lastAttemptAt < this.#options.cooldownMs)
+      return false;
+    await (this.#pending ?? this.#refresh());
+    return this.#index !== undefined;
+  }
+
   keysFor(header: KeySelector): FoundKeys | Promise<FoundKeys> {
     const index = this.#index;
     if (index === undefined) return this.#firstLoad(header);

@@ -26,6 +26,11 @@ export interface TokenVerifier {
    * introspection cannot be reached (fail closed).
    */
   verify(token: string): Promise<Principal>;
+  /**
+   * For readiness probes: for each issuer whose keys are fetched from its JWKS, whether keys are at hand (see
+   * `RemoteKeySet.check`). Issuers with local keys, a secret or introspection only are not listed.
+   */
+  checkKeys(): Promise<Record<string, boolean>>;
   /** Entries in the verified-token cache (0 when the cache is disabled). */
   readonly cacheSize: number;
   /** Drops every cached verification (for example after a key compromise). */
@@ -278,6 +283,11 @@ export function createTokenVerifier(config: ResolvedTokenConfig, logger: Logger)
 
   return {
     verify,
+    async checkKeys() {
+      const remote = [...runtimes.values()].filter((r) => r.keys instanceof RemoteKeySet);
+      const results = await Promise.all(remote.map((r) => (r.keys as RemoteKeySet).check()));
+      return Object.fromEntries(remote.map((r, i) => [r.issuer.issuer, results[i]!]));
+    },
     get cacheSize() {
       return cache?.size ?? 0;
     },

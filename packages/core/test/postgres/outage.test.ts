@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuthSec } from '../../src/engine.js';
 import { AuthSecError, isAuthSecError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../src/postgres/directory.js';
@@ -184,6 +185,25 @@ describe.each(TEST_DATABASES)('simulated outage on $name', ({ create }) => {
     switched.down = false;
     expect((await directory.resolve(principal('sim', 'u1'))).roles).toEqual(['ops']);
     expect(await outcome(tenancy.handle('never-seen'))).toBe('TENANT_UNKNOWN');
+  });
+
+  it('reports an outage through check(), and so through the engine readiness', async () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256' };
+    // Not closed at the end: closing the engine would close the directory this describe shares.
+    const engine = createAuthSec({
+      issuers: [{ issuer: 'https://idp.test', keys: [jwk] }],
+      audience: 'https://mcp.test/mcp',
+      directory,
+      logger: silentLogger,
+    });
+    expect(await outcome(directory.check())).toBe('OK');
+    expect(await engine.readiness()).toEqual({ ready: true, checks: { directory: 'ok' } });
+    switched.down = true;
+    expect(await outcome(directory.check())).toBe('SERVICE_UNAVAILABLE');
+    expect(await engine.readiness()).toEqual({ ready: false, checks: { directory: 'unavailable' } });
+    switched.down = false;
+    expect(await engine.readiness()).toEqual({ ready: true, checks: { directory: 'ok' } });
   });
 
   it('notices an outage through the tenant-record check within its TTL', async () => {

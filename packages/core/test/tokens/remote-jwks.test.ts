@@ -91,6 +91,30 @@ function keySetRoute(keys: () => readonly JWK[]): Route {
 }
 
 describe('remote key set', () => {
+  it('reports readiness: one fetch when no keys are at hand, at most once per cooldown; cached keys stay ready', async () => {
+    let up = false;
+    server.route('/ready/jwks', (req, res) =>
+      up ? keySetRoute(() => [keyA.publicJwk])(req, res) : sendJson(res, 503, { error: 'down' }),
+    );
+    const issuer = `${server.origin}/ready`;
+    const s = setup(issuer, { jwksUrl: `${server.origin}/ready/jwks` });
+    expect(await s.verifier.checkKeys()).toEqual({ [issuer]: false });
+    expect(server.hits('/ready/jwks')).toBe(1);
+    // Within the cooldown a probe does not fetch again.
+    expect(await s.verifier.checkKeys()).toEqual({ [issuer]: false });
+    expect(server.hits('/ready/jwks')).toBe(1);
+    up = true;
+    s.clock.advance(COOLDOWN);
+    expect(await s.verifier.checkKeys()).toEqual({ [issuer]: true });
+    expect(server.hits('/ready/jwks')).toBe(2);
+    // Once keys are at hand they keep serving (and the probe stays ready) while the endpoint is down.
+    up = false;
+    s.clock.advance(MAX_AGE);
+    expect(await s.verifier.checkKeys()).toEqual({ [issuer]: true });
+    expect(server.hits('/ready/jwks')).toBe(2);
+    expect((await s.verifier.verify(s.token(keyA))).issuer).toBe(issuer);
+  });
+
   it('fetches the key set once and verifies every token from it', async () => {
     server.route(
       '/basic/jwks',
