@@ -60,9 +60,20 @@ function canonical(value: unknown): string {
 
 /** SHA-256 hex digest of the canonical JSON form of `args` (key order does not matter). */
 export function digestArguments(args: unknown): string {
+  // Tools without arguments are the common case: their digest is a constant.
+  if (isEmptyObject(args)) return EMPTY_OBJECT_DIGEST;
   // One-shot `hash`: no Hash object per call, on the path of every audited tool call.
   return hash('sha256', canonical(args), 'hex');
 }
+
+/** No own enumerable key: what `canonical` writes as `{}`. */
+function isEmptyObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  for (const key in value) if (Object.hasOwn(value, key)) return false;
+  return true;
+}
+
+const EMPTY_OBJECT_DIGEST = hash('sha256', '{}', 'hex');
 
 /** Keeps events in memory, for tests and for callers that inspect decisions. */
 export class MemoryAuditSink implements AuditSink {

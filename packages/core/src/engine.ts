@@ -168,10 +168,21 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     return `anon:${createHmac('sha256', pseudonymKey!).update(principal.subject).digest('hex').slice(0, 32)}`;
   };
 
+  // Events arrive several per millisecond under load: format each millisecond once.
+  let lastMs = Number.NaN;
+  let lastIso = '';
+  const isoTime = (ms: number): string => {
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    return lastIso;
+  };
+
   const audit = (input: AuditInput): void => {
     if (sinks.length === 0) return;
     const event: AuditEvent = {
-      time: new Date(clock()).toISOString(),
+      time: isoTime(clock()),
       action: input.action,
       decision: input.decision,
       subject: subjectFor(input.principal),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type AuditEvent, createJsonLinesAuditSink, digestArguments } from '../src/index.js';
 
@@ -20,6 +21,16 @@ describe('audit', () => {
     expect(digestArguments({ a: 1, b: { c: 2, d: 3 } })).toBe(digestArguments({ b: { d: 3, c: 2 }, a: 1 }));
     expect(digestArguments({ a: 1 })).not.toBe(digestArguments({ a: 2 }));
     expect(digestArguments({ a: 1 })).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('digests an empty argument object as the SHA-256 of {}, and tells it apart from other values', () => {
+    const empty = createHash('sha256').update('{}').digest('hex');
+    expect(digestArguments({})).toBe(empty);
+    // Inherited keys are not arguments (as for any object: only own keys are digested).
+    expect(digestArguments(Object.create({ inherited: 1 }))).toBe(empty);
+    expect(digestArguments([])).toBe(createHash('sha256').update('[]').digest('hex'));
+    expect(digestArguments({ a: undefined })).not.toBe(empty);
+    expect(digestArguments(null)).not.toBe(empty);
   });
 
   it('writes JSON lines in batches and on flush', async () => {
