@@ -21,6 +21,7 @@ import {
 import { openStorage, type Storage, seedDemoTenant } from '@authsec/core/postgres';
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import {
+  envInt,
   environment,
   formatMicros,
   formatNumber,
@@ -44,14 +45,6 @@ const CLOCK_TOLERANCE_S = 30;
 /** Targets from the performance brief. */
 const TARGET_HOT_PATH_US = 10;
 const TARGET_COLD_RATIO = 1.2;
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new TypeError(`${name} must be a positive integer`);
-  return value;
-}
 
 // The requirement of the authorize case: every category must hold (four checks, none short-circuits to allow).
 const DEPLOY_PRODUCTION: Requirement = {

@@ -20,6 +20,7 @@ import { checkHelloCall, helloCall, mcpHeaders, openSession } from './lib/mcp-cl
 import type { BenchServerKind, ChildMessage } from './lib/mcp-servers.js';
 import {
   alternateRounds,
+  envInt,
   environment,
   formatNumber,
   formatRatio,
@@ -35,14 +36,6 @@ import {
 const TARGET_RATIO = 0.9;
 /** Target: our throughput at least this multiple of the SDK's own bearer middleware (`requireBearerAuth`). */
 const TARGET_BEARER_RATIO = 1.2;
-
-function envInt(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new TypeError(`${name} must be an integer >= ${min}`);
-  return value;
-}
 
 function progress(line: string): void {
   process.stderr.write(`${line}\n`);

@@ -277,3 +277,13 @@ export function writeJson(path: string, data: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
 }
+
+/** The integer environment variable `name` (at least `min`), or `fallback` when unset or empty. */
+export function envInt(name: string, fallback: number, min = 1): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min)
+    throw new TypeError(`${name} must be ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}`);
+  return value;
+}

@@ -109,16 +109,35 @@ const INITIALIZE = {
 
 type Jwk = NonNullable<IssuerOptions['keys']>[number];
 
-function createSigner(issuer: string) {
+/** A local ES256 key an engine can trust (`jwk`), and `sign`, which issues tokens with it. */
+export interface TestSigner {
+  readonly jwk: Jwk;
+  /** Signs `claims` over `iss`, `aud` (when `audience` is set), `iat`, `exp` and `jti`; `claims` win. */
+  readonly sign: (claims: Record<string, unknown>) => string;
+}
+
+/** A fresh ES256 signing key for `issuer`: tokens last `expiresIn` seconds (default 3600). */
+export function createSigner(
+  issuer: string,
+  options: { readonly audience?: string; readonly expiresIn?: number } = {},
+): TestSigner {
+  const { audience, expiresIn = 3600 } = options;
   const kid = `conf-${randomUUID().slice(0, 8)}`;
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = { ...(publicKey.export({ format: 'jwk' }) as object), kid, alg: 'ES256', use: 'sig' } as Jwk;
   const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   return {
     jwk,
-    sign(claims: Record<string, unknown>): string {
+    sign(claims) {
       const now = Math.floor(Date.now() / 1000);
-      const payload = { iss: issuer, iat: now, exp: now + 3600, jti: randomUUID(), ...claims };
+      const payload = {
+        iss: issuer,
+        ...(audience === undefined ? {} : { aud: audience }),
+        iat: now,
+        exp: now + expiresIn,
+        jti: randomUUID(),
+        ...claims,
+      };
       const input = `${b64({ alg: 'ES256', typ: 'JWT', kid })}.${b64(payload)}`;
       const signature = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
       return `${input}.${signature.toString('base64url')}`;
@@ -126,7 +145,8 @@ function createSigner(issuer: string) {
   };
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
   const server = createNetServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -163,8 +183,6 @@ async function messages(response: Response): Promise<Record<string, unknown>[]> 
 
 interface Deployment {
   readonly issuer: string;
-  /** The scope the last authorization request of the fake authorization server asked for. */
-  readonly lastAuthorization: () => URL | undefined;
   readonly authorized: (url: URL) => void;
   readonly url: string;
   readonly origin: string;
@@ -217,7 +235,6 @@ async function startAuthorizationServer(analystToken: (scope: string) => string)
     authorized: (url: URL) => {
       last = url;
     },
-    last: () => last,
     close: () =>
       new Promise<void>((resolve) => {
         http.closeAllConnections();
@@ -230,10 +247,10 @@ async function deploy(start: StartAdapter, stateless: boolean): Promise<Deployme
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const resourceUrl = `${origin}/mcp`;
-  let signer: ReturnType<typeof createSigner> | undefined;
-  const as = await startAuthorizationServer((scope) => signer!.sign({ aud: resourceUrl, ...ANALYST, scope }));
+  let signer: TestSigner | undefined;
+  const as = await startAuthorizationServer((scope) => signer!.sign({ ...ANALYST, scope }));
   const ISSUER = as.issuer;
-  signer = createSigner(ISSUER);
+  signer = createSigner(ISSUER, { audience: resourceUrl });
   const sink = new MemoryAuditSink();
   const authsec = createAuthSec({
     issuers: [{ issuer: ISSUER, keys: [signer.jwk] }],
@@ -263,12 +280,11 @@ async function deploy(start: StartAdapter, stateless: boolean): Promise<Deployme
   expect(started.url).toBe(resourceUrl);
   return {
     issuer: ISSUER,
-    lastAuthorization: as.last,
     authorized: as.authorized,
     url: resourceUrl,
     origin,
     metadataUrl: `${origin}/.well-known/oauth-protected-resource/mcp`,
-    token: (claims) => signer.sign({ aud: resourceUrl, ...claims }),
+    token: signer.sign,
     sink,
     mcp,
     async close() {

@@ -222,18 +222,11 @@ async function execute(
           { cause: error },
         );
       });
-      // The origin only: an address may carry user info, which is no business of an error message.
-      const origin = URL.canParse(vault.addr) ? new URL(vault.addr).origin : 'AUTHSEC_VAULT_ADDR';
+      // The origin only (the address is a valid URL: the configuration checked it): it may carry user info,
+      // which is no business of an error message.
+      const origin = new URL(vault.addr).origin;
       const explain = (error: unknown) => vaultFailure(error, origin);
-      const backend = createVaultSecretBackend({
-        addr: vault.addr,
-        mount: vault.mount,
-        ...(vault.token ? { token: vault.token } : {}),
-        ...(vault.roleId ? { roleId: vault.roleId } : {}),
-        ...(vault.secretId ? { secretId: vault.secretId } : {}),
-        ...(vault.namespace ? { namespace: vault.namespace } : {}),
-        logger,
-      });
+      const backend = createVaultSecretBackend({ ...vault, logger });
       return {
         kind: backend.kind,
         write: (tenantId, input) => backend.write(tenantId, input).catch(explain),

@@ -95,7 +95,9 @@ export {
   type ProtectedResourceMetadata,
   type ResourceAuthInfo,
   type ResourceServer,
+  type ResourceServerInput,
   type ResourceServerOptions,
+  toResourceServer,
 } from './resource-server.js';
 export {
   clearServiceCache,

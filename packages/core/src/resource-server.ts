@@ -206,6 +206,20 @@ function toolCalls(body: unknown): { name: string; arguments: unknown }[] {
   return calls;
 }
 
+/** A resource server, or the options to create one (what the adapters' guards accept). */
+export type ResourceServerInput = ResourceServer | ResourceServerOptions;
+
+/**
+ * `input` itself when it already is a resource server, else one created from these options. A missing input
+ * is a `TypeError` naming `who`.
+ */
+export function toResourceServer(input: ResourceServerInput, who: string): ResourceServer {
+  if (typeof input !== 'object' || input === null)
+    throw new TypeError(`${who}: a resource server or its options are required`);
+  const isServer = typeof (input as ResourceServer).challenge === 'function' && 'metadataPaths' in input;
+  return isServer ? (input as ResourceServer) : createResourceServer(input as ResourceServerOptions);
+}
+
 /**
  * Creates the resource server of the MCP authorization spec: RFC 9728 metadata (path and root form), bearer
  * authentication on every request with RFC 6750 challenges naming the metadata, the 403 `insufficient_scope`

@@ -8,10 +8,10 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  createResourceServer,
   type ResourceAuthInfo,
   type ResourceServer,
-  type ResourceServerOptions,
+  type ResourceServerInput,
+  toResourceServer,
 } from '@authsec/core';
 import {
   createMcpAdapter,
@@ -33,18 +33,7 @@ declare global {
   }
 }
 
-/** A resource server, or the options to create one. */
-export type ResourceServerInput = ResourceServer | ResourceServerOptions;
-
-function isResourceServer(value: ResourceServerInput): value is ResourceServer {
-  return typeof (value as ResourceServer).challenge === 'function' && 'metadataPaths' in value;
-}
-
-function resolve(input: ResourceServerInput): ResourceServer {
-  if (typeof input !== 'object' || input === null)
-    throw new TypeError('@authsec/express: a resource server or its options are required');
-  return isResourceServer(input) ? input : createResourceServer(input);
-}
+const resolve = (input: ResourceServerInput): ResourceServer => toResourceServer(input, '@authsec/express');
 
 /**
  * Serves the RFC 9728 protected resource metadata at the path form and the root form
@@ -137,4 +126,9 @@ export function authSecMcpRouter(options: AuthSecMcpRouterOptions): AuthSecMcpRo
   }) as AuthSecMcpRouter;
 }
 
-export type { ResourceAuthInfo, ResourceServer, ResourceServerOptions } from '@authsec/core';
+export type {
+  ResourceAuthInfo,
+  ResourceServer,
+  ResourceServerInput,
+  ResourceServerOptions,
+} from '@authsec/core';

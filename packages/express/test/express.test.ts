@@ -1,13 +1,12 @@
-import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createSigner } from '@authsec/adapter-conformance';
 import {
   AuthSecError,
   type AuthSecOptions,
   createAuthSec,
   createResourceServer,
-  type IssuerOptions,
   type ResourceServer,
   silentLogger,
 } from '@authsec/core';
@@ -17,21 +16,12 @@ import { authSecMetadataRouter, requireAuthSec } from '../src/index.js';
 
 const ISSUER = 'https://idp.express.example';
 const RESOURCE = 'https://api.example/mcp';
-type Jwk = NonNullable<IssuerOptions['keys']>[number];
-
-const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const jwk = { ...(publicKey.export({ format: 'jwk' }) as object), kid: 'k1', alg: 'ES256' } as Jwk;
-function token(claims: Record<string, unknown>): string {
-  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const payload = { iss: ISSUER, aud: RESOURCE, iat: now, exp: now + 600, jti: randomUUID(), ...claims };
-  const input = `${b64({ alg: 'ES256', typ: 'JWT', kid: 'k1' })}.${b64(payload)}`;
-  return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
-}
+const signer = createSigner(ISSUER, { audience: RESOURCE, expiresIn: 600 });
+const token = signer.sign;
 
 function resourceServer(engine: Partial<AuthSecOptions> = {}): ResourceServer {
   const authsec = createAuthSec({
-    issuers: [{ issuer: ISSUER, keys: [jwk] }],
+    issuers: [{ issuer: ISSUER, keys: [signer.jwk] }],
     audience: RESOURCE,
     logger: silentLogger,
     ...engine,

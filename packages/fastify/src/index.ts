@@ -7,10 +7,10 @@
  */
 
 import {
-  createResourceServer,
   type ResourceAuthInfo,
   type ResourceServer,
-  type ResourceServerOptions,
+  type ResourceServerInput,
+  toResourceServer,
 } from '@authsec/core';
 import { createMcpAdapter, createMcpRoutes, type McpAdapterOptions, type McpRoutes } from '@authsec/mcp';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -30,15 +30,7 @@ declare module 'fastify' {
   }
 }
 
-/** A resource server, or the options to create one. */
-export type ResourceServerInput = ResourceServer | ResourceServerOptions;
-
-function resolve(input: ResourceServerInput): ResourceServer {
-  if (typeof input !== 'object' || input === null)
-    throw new TypeError('@authsec/fastify: a resource server or its options are required');
-  const isServer = typeof (input as ResourceServer).challenge === 'function' && 'metadataPaths' in input;
-  return isServer ? (input as ResourceServer) : createResourceServer(input as ResourceServerOptions);
-}
+const resolve = (input: ResourceServerInput): ResourceServer => toResourceServer(input, '@authsec/fastify');
 
 /** An `onRequest` / `preHandler` hook (see {@link requireAuthSec}). */
 export type AuthSecHook = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
@@ -144,4 +136,9 @@ export const authSecMetadataPlugin = fp<{ readonly resourceServer: ResourceServe
   { fastify: '5.x', name: '@authsec/fastify/metadata' },
 );
 
-export type { ResourceAuthInfo, ResourceServer, ResourceServerOptions } from '@authsec/core';
+export type {
+  ResourceAuthInfo,
+  ResourceServer,
+  ResourceServerInput,
+  ResourceServerOptions,
+} from '@authsec/core';

@@ -153,8 +153,7 @@ async function embeddedIdp(env: AuthSecEnvOptions, logger: Logger): Promise<Embe
   // Port 0 means "any free port": that IdP belongs to this process alone, under the port it was given.
   if (env.devIdpPort === 0) {
     if (!hosted) throw new AuthSecError('INTERNAL', 'The development IdP could not start on a free port');
-    const own = hosted;
-    return { issuer: own.issuer, close: () => own.close() };
+    return hosted;
   }
   if (!hosted && !(await isOurIdp())) {
     throw new AuthSecError(

@@ -311,6 +311,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const idleMs = options.sessionIdleTimeoutMs ?? DEFAULT_IDLE_MS;
   const sessions = new Map<string, Session>();
   const logger = rs.logger;
+  const allowedMethods: readonly string[] = stateless ? ['POST'] : ['GET', 'POST', 'DELETE'];
+  const allowHeader = allowedMethods.join(', ');
 
   const sweep = setInterval(
     () => {
@@ -382,13 +384,12 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     for (const [name, value] of Object.entries(rs.corsHeaders(origin, req.method === 'OPTIONS')))
       res.setHeader(name, value);
     if (!rs.checkOrigin(origin)) return sendRpcError(res, 403, -32000, 'Forbidden: Origin not allowed');
-    const allowed = stateless ? ['POST'] : ['GET', 'POST', 'DELETE'];
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, { allow: [...allowed, 'OPTIONS'].join(', ') }).end();
+      res.writeHead(204, { allow: `${allowHeader}, OPTIONS` }).end();
       return;
     }
-    if (!allowed.includes(req.method ?? '')) {
-      return sendRpcError(res, 405, -32000, 'Method not allowed', { allow: allowed.join(', ') });
+    if (!allowedMethods.includes(req.method ?? '')) {
+      return sendRpcError(res, 405, -32000, 'Method not allowed', { allow: allowHeader });
     }
 
     const authorization = req.headers.authorization;
@@ -604,7 +605,6 @@ export function createMcpAdapter(
  * Misconfiguration is a `TypeError` here.
  */
 export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
-  const { server } = options;
   if (options.allowToolLogin === true && options.stateless === true) {
     throw new TypeError(
       'createMcpHttpHandler: allowToolLogin needs sessions; it cannot be used with stateless',
@@ -613,35 +613,17 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   if ((options.authorizationServers ?? []).length === 0) {
     throw new TypeError('createMcpHttpHandler: authorizationServers needs at least one issuer URL');
   }
-  const rs = createResourceServer({
-    authsec: options.authsec,
-    resourceUrl: options.resourceUrl,
-    authorizationServers: options.authorizationServers,
-    scopesSupported: options.scopesSupported ?? server.scopesSupported,
-    resourceName: options.resourceName ?? server.name,
-    insufficientScope: options.insufficientScope ?? 'result',
-    ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
-    ...(options.cors ? { cors: options.cors } : {}),
-    ...(options.trustProxy ? { trustProxy: true } : {}),
-  });
-  const endpoint = createMcpEndpoint({
-    server,
-    resourceServer: rs,
-    stateless: options.stateless === true,
-    allowToolLogin: options.allowToolLogin === true,
-    ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
-    ...(options.sessionIdleTimeoutMs === undefined
-      ? {}
-      : { sessionIdleTimeoutMs: options.sessionIdleTimeoutMs }),
-  });
-
-  const routes = createMcpRoutes({
+  const { fallback: other, ...adapterOptions } = options;
+  // The same parts as every framework adapter; only the step-up default differs (compatibility, see the option).
+  const {
     resourceServer: rs,
     endpoint,
-    ...(options.healthPaths === undefined ? {} : { healthPaths: options.healthPaths }),
-    ...(options.loginCallback === undefined ? {} : { loginCallback: options.loginCallback }),
-  });
-  const fallback = options.fallback ?? ((_req, res) => send(res, 404, { error: 'not_found' }));
+    routes,
+  } = createMcpAdapter(
+    { ...adapterOptions, insufficientScope: options.insufficientScope ?? 'result' },
+    'createMcpHttpHandler',
+  );
+  const fallback = other ?? ((_req, res) => send(res, 404, { error: 'not_found' }));
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     if (!routes(req, res)) fallback(req, res);
   };

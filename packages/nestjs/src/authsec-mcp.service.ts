@@ -24,6 +24,7 @@ import {
   AUTHSEC_MODULE_OPTIONS,
   AUTHSEC_RESOURCE_SERVER,
   AUTHSEC_TOOL_METADATA,
+  DEFAULT_SERVER_NAME,
 } from './authsec.constants.js';
 import type { AuthSecToolMetadata } from './authsec.decorators.js';
 import type { AuthSecModuleOptions } from './authsec.options.js';
@@ -87,7 +88,7 @@ export class AuthSecMcpService implements OnModuleInit, OnModuleDestroy, OnAppli
     if (this.options.mcp === false) return;
     const { options } = this;
     this.server = createAuthSecServer({
-      name: options.name ?? 'authsec-nestjs',
+      name: options.name ?? DEFAULT_SERVER_NAME,
       version: options.version ?? '1.0.0',
       tools: [...(options.tools ?? []), ...this.discovered],
       authsec: this.authsec,

@@ -8,3 +8,5 @@ export const AUTHSEC_RESOURCE_SERVER = Symbol.for('@authsec/nestjs:resource-serv
 export const AUTHSEC_TOOL_METADATA = '@authsec/nestjs:tool';
 /** Metadata key of {@link RequireAuth} on a handler or controller. */
 export const AUTHSEC_REQUIREMENT_METADATA = '@authsec/nestjs:requirement';
+/** The default MCP server name (and resource name). */
+export const DEFAULT_SERVER_NAME = 'authsec-nestjs';

@@ -7,7 +7,12 @@ import {
 } from '@authsec/core';
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { AUTHSEC_ENGINE, AUTHSEC_MODULE_OPTIONS, AUTHSEC_RESOURCE_SERVER } from './authsec.constants.js';
+import {
+  AUTHSEC_ENGINE,
+  AUTHSEC_MODULE_OPTIONS,
+  AUTHSEC_RESOURCE_SERVER,
+  DEFAULT_SERVER_NAME,
+} from './authsec.constants.js';
 import { AuthSecGuard } from './authsec.guard.js';
 import type { AuthSecModuleAsyncOptions, AuthSecModuleOptions } from './authsec.options.js';
 import { AuthSecMcpService } from './authsec-mcp.service.js';
@@ -15,9 +20,6 @@ import { AuthSecMcpService } from './authsec-mcp.service.js';
 function isEngine(value: AuthSec | AuthSecOptions): value is AuthSec {
   return typeof (value as AuthSec).authenticateHeader === 'function';
 }
-
-/** The default MCP server name. */
-export const DEFAULT_SERVER_NAME = 'authsec-nestjs';
 
 const shared: Provider[] = [
   {

@@ -14,6 +14,7 @@ export {
   AUTHSEC_REQUIREMENT_METADATA,
   AUTHSEC_RESOURCE_SERVER,
   AUTHSEC_TOOL_METADATA,
+  DEFAULT_SERVER_NAME,
 } from './authsec.constants.js';
 export {
   AuthSecTool,
@@ -24,6 +25,6 @@ export {
   RequireAuth,
 } from './authsec.decorators.js';
 export { AuthSecGuard } from './authsec.guard.js';
-export { AuthSecModule, DEFAULT_SERVER_NAME } from './authsec.module.js';
+export { AuthSecModule } from './authsec.module.js';
 export type { AuthSecModuleAsyncOptions, AuthSecModuleOptions } from './authsec.options.js';
 export { AuthSecMcpService } from './authsec-mcp.service.js';

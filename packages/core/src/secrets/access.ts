@@ -3,6 +3,7 @@ import type { AuthSec } from '../engine.js';
 import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } from '../errors.js';
 import type { ServiceAccess, ServiceCredentials, ServiceSummary } from '../services.js';
 import type { Clock, Principal } from '../types.js';
+import { MAX_SERVICE_NAME_LENGTH } from './common.js';
 import type { SecretBackend, StoredServiceSecret } from './types.js';
 import { hasVersionProbe } from './version-probe.js';
 
@@ -90,7 +91,10 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 
 // A service name as it may appear in an audit record: only when well-formed, since it comes from tool code.
 function auditTarget(name: unknown): string | undefined {
-  return typeof name === 'string' && name.length > 0 && name.length <= 128 && !CONTROL.test(name)
+  return typeof name === 'string' &&
+    name.length > 0 &&
+    name.length <= MAX_SERVICE_NAME_LENGTH &&
+    !CONTROL.test(name)
     ? name
     : undefined;
 }

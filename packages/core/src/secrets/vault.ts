@@ -660,9 +660,7 @@ export function createVaultSecretBackend(options: VaultSecretBackendOptions): Va
         const out: ServiceSecretSummary[] = [];
         for (let i = 0; i < keys.length; i += LIST_CONCURRENCY) {
           const batch = keys.slice(i, i + LIST_CONCURRENCY);
-          const metas = await Promise.all(
-            batch.map((k) => readMetadata(`${mount}/metadata/${folder(tenantId)}/${k}`)),
-          );
+          const metas = await Promise.all(batch.map((k) => readMetadata(metaPath(tenantId, k))));
           metas.forEach((meta, j) => {
             const slug = batch[j]!;
             const current = meta?.current_version;

@@ -194,8 +194,8 @@ function checkOptions<M>(options: ToolLoginOptions<M>) {
     } catch {
       throw new TypeError('createToolLogin: callback.redirectUri must be an absolute URL');
     }
-    const hostname = url.hostname.replace(/^\[|\]$/g, '');
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(hostname)))
+    // `hostname` keeps IPv6 brackets (`[::1]`), which isLoopbackHost accepts.
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname)))
       throw new TypeError('createToolLogin: callback.redirectUri must be https, or http on a loopback host');
     if (url.hash !== '' || url.search !== '' || url.username !== '' || url.password !== '')
       throw new TypeError(
@@ -694,6 +694,10 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
               : Promise.resolve(external.href),
           close: async () => {},
         };
+  const externalHosts =
+    external !== undefined && isLoopbackHost(external.hostname)
+      ? new Set([external.host.toLowerCase()])
+      : undefined;
   const callbackRoute: LoginCallbackRoute | undefined =
     external === undefined
       ? undefined
@@ -702,10 +706,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
           handle: createCallbackHandler({
             path: external.pathname,
             // On loopback, only the redirect URI's own host (DNS rebinding); elsewhere the host is the proxy's.
-            allowedHosts: () =>
-              isLoopbackHost(external.hostname.replace(/^\[|\]$/g, ''))
-                ? new Set([external.host.toLowerCase()])
-                : undefined,
+            allowedHosts: () => externalHosts,
             handle: handleCallback,
             logger,
           }),

@@ -5,6 +5,7 @@ import { type AuthSec, createAuthSec } from '../../../src/engine.js';
 import { silentLogger } from '../../../src/logger.js';
 import type { IssuerOptions } from '../../../src/options.js';
 import type { Logger, Principal } from '../../../src/types.js';
+import { principal as policyPrincipal, type TestClaims } from '../../policy/principal.js';
 
 type Jwk = NonNullable<IssuerOptions['keys']>[number];
 
@@ -22,29 +23,13 @@ export function testEngine(logger: Logger = silentLogger): { authsec: AuthSec; e
   return { authsec, events: sink.events };
 }
 
-/** Claims of a test principal. */
-export interface TestClaims {
-  readonly roles?: readonly string[];
-  readonly groups?: readonly string[];
-  readonly scopes?: readonly string[];
-  readonly resources?: readonly string[];
-  readonly permissions?: readonly string[];
-}
-
 /** A frozen principal as `authenticate()` hands it over. */
 export function principal(tenantId: string, subject: string, claims: TestClaims = {}): Principal {
   return Object.freeze({
+    ...policyPrincipal(claims),
     subject,
     email: `${subject}@example.test`,
     tenantId,
-    clientId: undefined,
-    issuer: 'https://idp.test',
-    roles: Object.freeze([...(claims.roles ?? [])]),
-    groups: Object.freeze([...(claims.groups ?? [])]),
-    scopes: Object.freeze([...(claims.scopes ?? [])]),
-    resources: Object.freeze([...(claims.resources ?? [])]),
-    permissions: Object.freeze([...(claims.permissions ?? [])]),
-    expiresAt: 4_102_444_800,
     claims: Object.freeze({ sub: subject }),
   });
 }

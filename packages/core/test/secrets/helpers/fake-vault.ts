@@ -102,6 +102,19 @@ export interface FakeVault {
 
 const now = () => new Date().toISOString();
 
+// A key with no version yet, as Vault creates it on the first data or metadata write.
+const emptyEntry = (time: string): KvEntry => ({
+  versions: new Map(),
+  current_version: 0,
+  oldest_version: 0,
+  created_time: time,
+  updated_time: time,
+  max_versions: 0,
+  cas_required: false,
+  delete_version_after: '0s',
+  custom_metadata: null,
+});
+
 /** Starts a {@link FakeVault} on 127.0.0.1 and a free port. */
 export async function startFakeVault(options: FakeVaultOptions = {}): Promise<FakeVault> {
   const tokens = new Map<string, TokenInfo>();
@@ -250,19 +263,7 @@ export async function startFakeVault(options: FakeVaultOptions = {}): Promise<Fa
           return errors(res, 400, 'check-and-set parameter did not match the current version');
         }
         const time = now();
-        const target =
-          entry ??
-          ({
-            versions: new Map(),
-            current_version: 0,
-            oldest_version: 0,
-            created_time: time,
-            updated_time: time,
-            max_versions: 0,
-            cas_required: false,
-            delete_version_after: '0s',
-            custom_metadata: null,
-          } satisfies KvEntry);
+        const target = entry ?? emptyEntry(time);
         const version = target.current_version + 1;
         target.versions.set(version, {
           data: data as Record<string, unknown>,
@@ -328,19 +329,7 @@ export async function startFakeVault(options: FakeVaultOptions = {}): Promise<Fa
         const problem = checkCustomMetadata(body.custom_metadata);
         if (problem) return errors(res, 400, problem);
         const time = now();
-        const target =
-          entry ??
-          ({
-            versions: new Map(),
-            current_version: 0,
-            oldest_version: 0,
-            created_time: time,
-            updated_time: time,
-            max_versions: 0,
-            cas_required: false,
-            delete_version_after: '0s',
-            custom_metadata: null,
-          } satisfies KvEntry);
+        const target = entry ?? emptyEntry(time);
         if (typeof body.max_versions === 'number') target.max_versions = body.max_versions;
         if (typeof body.cas_required === 'boolean') target.cas_required = body.cas_required;
         if (typeof body.delete_version_after === 'string')
