@@ -124,7 +124,8 @@ export interface ErrorResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: {
-    readonly error: string;
+    /** The OAuth `error`; absent exactly when the challenge carries none (no token was sent). */
+    readonly error?: string;
     readonly error_description: string;
     readonly code: AuthSecErrorCode;
   };
@@ -148,7 +149,9 @@ export function toErrorResponse(error: unknown, options: ErrorResponseOptions = 
   const params: string[] = [];
   if (options.realm) params.push(`realm=${quote(options.realm)}`);
   const description = err.expose ? err.message : 'The server could not complete the request';
-  if (info.status === 401 || err.code === 'INSUFFICIENT_SCOPE') {
+  // RFC 6750 §3.1: a malformed Authorization header (sent twice, merged) is `invalid_request` with a challenge.
+  const authorizationHeader = err.code === 'BAD_REQUEST' && err.details.header === 'authorization';
+  if (info.status === 401 || err.code === 'INSUFFICIENT_SCOPE' || authorizationHeader) {
     if (info.oauthError) params.push(`error=${quote(info.oauthError)}`);
     if (info.oauthError) params.push(`error_description=${quote(description)}`);
     const scopes = err.code === 'INSUFFICIENT_SCOPE' ? (err.details.scopes ?? []) : (options.scopes ?? []);
@@ -157,9 +160,16 @@ export function toErrorResponse(error: unknown, options: ErrorResponseOptions = 
     headers['www-authenticate'] = params.length > 0 ? `Bearer ${params.join(', ')}` : 'Bearer';
   }
   if (info.status === 503) headers['retry-after'] = '5';
+  const bodyError = info.oauthError ?? (info.status === 401 ? undefined : 'access_denied');
   return {
     status: info.status,
     headers,
-    body: { error: info.oauthError ?? 'access_denied', error_description: description, code: err.code },
+    // The body says what the challenge says: no OAuth `error` when none was sent (a missing token, RFC 6750
+    // §3.1), and `access_denied` only for refusals that are not OAuth errors (403, 404).
+    body: {
+      ...(bodyError === undefined ? {} : { error: bodyError }),
+      error_description: description,
+      code: err.code,
+    },
   };
 }

@@ -87,9 +87,26 @@ export {
   type ToolDefinition,
   type ToolRegistry,
 } from './policy/index.js';
+export { isLoopbackHost } from './loopback.js';
+export {
+  createRequestPipeline,
+  DECISIONS_EXTRA_KEY,
+  type PipelineAuthInfo,
+  type PipelineBody,
+  type PipelineForward,
+  type PipelineHeaders,
+  type PipelineRequest,
+  type PipelineResponse,
+  type PipelineResult,
+  principalKey,
+  type RequestPipeline,
+  type RequestPipelineOptions,
+  type RequestPolicyOptions,
+  type ToolDecision,
+  type ToolDecisions,
+} from './pipeline.js';
 export {
   createResourceServer,
-  isLoopbackHost,
   PRINCIPAL_EXTRA_KEY,
   PROTECTED_RESOURCE_METADATA_PATH,
   type ProtectedResourceMetadata,

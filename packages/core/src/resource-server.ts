@@ -7,9 +7,11 @@
  */
 
 import type { AuthSec, Readiness } from './engine.js';
-import { AuthSecError, type ErrorResponse, isAuthSecError, toErrorResponse } from './errors.js';
+import { AuthSecError, type ErrorResponse, toErrorResponse } from './errors.js';
 import { requiredScopes } from './policy/index.js';
 import type { Logger, Principal } from './types.js';
+
+export { isLoopbackHost } from './loopback.js';
 
 /** Where the RFC 9728 protected resource metadata lives (root form); the path form appends the MCP path. */
 export const PROTECTED_RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
@@ -36,29 +38,6 @@ export interface ResourceServerOptions {
   readonly scopesSupported?: readonly string[];
   /** The metadata's `resource_name`. Default: the resource URL's host. */
   readonly resourceName?: string;
-  /**
-   * Extra `Origin` values accepted besides the resource's own origin (and any loopback origin when the resource
-   * is on loopback). Every other `Origin` is refused (DNS-rebinding protection). Default: none.
-   */
-  readonly allowedOrigins?: readonly string[];
-  /**
-   * How a `tools/call` refused with `INSUFFICIENT_SCOPE` is answered. `'http'` (default): a 403 with an RFC
-   * 6750 `insufficient_scope` challenge, which the SDK client acts on (step-up). `'result'`: the call goes to
-   * the server, which answers with an `isError` result whose `_meta` carries the code and scopes, for clients
-   * that ignore HTTP challenges.
-   */
-  readonly insufficientScope?: 'http' | 'result';
-  /**
-   * Whether a reverse proxy in front of this server is trusted to set `X-Forwarded-For`. Only affects
-   * {@link ResourceServer.isLoopbackClient}. Default `false`: the socket's address is used. Turning it on
-   * without a proxy that overwrites the header lets any client claim to be local.
-   */
-  readonly trustProxy?: boolean;
-  /**
-   * CORS for browser-based MCP clients: origins (also accepted by {@link ResourceServer.checkOrigin}) that get
-   * `Access-Control-Allow-Origin` and see `WWW-Authenticate` and `Mcp-Session-Id`. Default: CORS off.
-   */
-  readonly cors?: { readonly origins: readonly string[] };
 }
 
 /** The RFC 9728 protected resource metadata document. */
@@ -90,8 +69,6 @@ export interface ResourceServer {
   readonly resourceMetadataUrl: string;
   /** The paths to serve {@link ResourceServer.metadata} at: the path form, then the root form. */
   readonly metadataPaths: readonly string[];
-  /** How `INSUFFICIENT_SCOPE` on `tools/call` is answered. */
-  readonly insufficientScope: 'http' | 'result';
   /** The RFC 9728 document (never `offline_access` in `scopes_supported`). */
   metadata(): ProtectedResourceMetadata;
   /**
@@ -112,34 +89,10 @@ export interface ResourceServer {
    * without an OAuth error; 503 without details. Anything that is not an `AuthSecError` is a generic 500.
    */
   challenge(error: unknown): ErrorResponse;
-  /**
-   * Whether a request's `Origin` is acceptable: absent (non-browser clients) is; otherwise it must be the
-   * resource's origin, a configured one, or any loopback origin when the resource itself is on loopback.
-   */
-  checkOrigin(origin: string | undefined): boolean;
-  /** CORS response headers for `origin` (empty when CORS is off or the origin is not a CORS origin). */
-  corsHeaders(origin: string | undefined, preflight: boolean): Record<string, string>;
-  /**
-   * With `insufficientScope: 'http'`: the 403 step-up challenge when `body` (one JSON-RPC message or a batch)
-   * holds a `tools/call` of a registered tool that more scopes alone would allow; for a batch, the scopes of
-   * every such call. `undefined` otherwise: allowed calls, `PERMISSION_DENIED` and unknown tools are left to the
-   * MCP server, which answers them with results.
-   */
-  preflightToolCall(principal: Principal, body: unknown): ErrorResponse | undefined;
-  /** Who owns an MCP session: issuer, tenant and subject (`null` for a session opened without a token). */
-  sessionOwner(principal: Principal | undefined): string | null;
-  /**
-   * Whether `principal` may use a session owned by `owner` (from {@link ResourceServer.sessionOwner}). A
-   * refusal is logged and audited; answer it like an unknown session, so nothing tells the caller it exists.
-   */
-  canUseSession(owner: string | null, principal: Principal | undefined): boolean;
+  /** The engine behind it. */
+  readonly authsec: AuthSec;
   /** The engine's logger, for adapters' own failures. */
   readonly logger: Logger;
-  /** Whether the client is on this machine (socket address, or `X-Forwarded-For` with `trustProxy`). */
-  isLoopbackClient(client: {
-    readonly remoteAddress?: string | undefined;
-    readonly forwardedFor?: string | undefined;
-  }): boolean;
   /** Liveness: the process answers. */
   health(): { readonly status: 'ok' };
   /**
@@ -151,13 +104,6 @@ export interface ResourceServer {
     readonly resource: string;
     readonly checks: Readiness['checks'];
   }>;
-}
-
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1', '::ffff:127.0.0.1']);
-
-/** Whether a host name or address is the loopback interface. */
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function canonicalResource(value: string): URL {
@@ -176,34 +122,11 @@ function canonicalResource(value: string): URL {
   return url;
 }
 
-function originOf(value: string): URL | undefined {
-  try {
-    const url = new URL(value);
-    return url.origin === value ? url : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function single(value: string | readonly string[] | undefined): string | undefined {
   if (typeof value === 'string' || value === undefined) return value;
   // Two Authorization headers are ambiguous: refuse rather than pick one.
   if (value.length !== 1) throw new AuthSecError('TOKEN_INVALID', 'More than one Authorization header');
   return value[0];
-}
-
-/** The `tools/call` names of one JSON-RPC message or batch, with their arguments. */
-function toolCalls(body: unknown): { name: string; arguments: unknown }[] {
-  const messages = Array.isArray(body) ? body : [body];
-  const calls: { name: string; arguments: unknown }[] = [];
-  for (const message of messages) {
-    if (typeof message !== 'object' || message === null) continue;
-    const { method, params } = message as { method?: unknown; params?: unknown };
-    if (method !== 'tools/call' || typeof params !== 'object' || params === null) continue;
-    const { name, arguments: args } = params as { name?: unknown; arguments?: unknown };
-    if (typeof name === 'string') calls.push({ name, arguments: args });
-  }
-  return calls;
 }
 
 /** A resource server, or the options to create one (what the adapters' guards accept). */
@@ -222,9 +145,9 @@ export function toResourceServer(input: ResourceServerInput, who: string): Resou
 
 /**
  * Creates the resource server of the MCP authorization spec: RFC 9728 metadata (path and root form), bearer
- * authentication on every request with RFC 6750 challenges naming the metadata, the 403 `insufficient_scope`
- * step-up for `tools/call`, `Origin` validation, CORS, session ownership and health values. Misconfiguration is
- * a `TypeError` here, never on a request.
+ * authentication on every request, and RFC 6750 challenges naming the metadata. The order in which a request
+ * meets these (and origin rules, limits and decisions) is the request pipeline's (`createRequestPipeline`).
+ * Misconfiguration is a `TypeError` here, never on a request.
  */
 export function createResourceServer(options: ResourceServerOptions): ResourceServer {
   const { authsec } = options;
@@ -243,17 +166,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     if (!URL.canParse(server))
       throw new TypeError(`authorizationServers: not a URL: ${JSON.stringify(server)}`);
   }
-  const mode = options.insufficientScope ?? 'http';
-  if (mode !== 'http' && mode !== 'result')
-    throw new TypeError("createResourceServer: insufficientScope must be 'http' or 'result'");
-  const corsOrigins = new Set(options.cors?.origins ?? []);
-  const allowedOrigins = new Set([...(options.allowedOrigins ?? []), ...corsOrigins]);
-  for (const origin of allowedOrigins) {
-    if (!originOf(origin)) throw new TypeError(`allowedOrigins: not an origin: ${JSON.stringify(origin)}`);
-  }
-  const loopbackResource = isLoopbackHost(resource.hostname);
   const resourceName = options.resourceName ?? resource.host;
-  const trustProxy = options.trustProxy === true;
 
   const fixedScopes = options.scopesSupported
     ? Object.freeze(options.scopesSupported.filter((s) => s !== 'offline_access'))
@@ -271,40 +184,11 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     return derived.scopes;
   };
 
-  const challenge = (error: unknown): ErrorResponse =>
-    toErrorResponse(error, { resourceMetadataUrl, scopes: scopesSupported() });
-
-  const checkOrigin = (origin: string | undefined): boolean => {
-    if (origin === undefined) return true;
-    if (origin === resource.origin || allowedOrigins.has(origin)) return true;
-    if (!loopbackResource) return false;
-    const url = originOf(origin);
-    return (
-      url !== undefined &&
-      (url.protocol === 'http:' || url.protocol === 'https:') &&
-      isLoopbackHost(url.hostname)
-    );
-  };
-
-  // Verified principals are frozen and, on a token-cache hit, the same object: memoise the owner key per object
-  // rather than serialise it on every request of a session.
-  const owners = new WeakMap<Principal, string>();
-  const sessionOwner = (principal: Principal | undefined): string | null => {
-    if (principal === undefined) return null;
-    let owner = owners.get(principal);
-    if (owner === undefined) {
-      owner = JSON.stringify([principal.issuer, principal.tenantId, principal.subject]);
-      if (Object.isFrozen(principal)) owners.set(principal, owner);
-    }
-    return owner;
-  };
-
   return {
     resourceUrl,
     mcpPath,
     resourceMetadataUrl,
     metadataPaths,
-    insufficientScope: mode,
     metadata: () => ({
       resource: resourceUrl,
       authorization_servers: authorizationServers,
@@ -326,71 +210,9 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
         extra: { [PRINCIPAL_EXTRA_KEY]: principal },
       };
     },
-    challenge,
-    checkOrigin,
-    corsHeaders(origin, preflight) {
-      if (origin === undefined || !corsOrigins.has(origin)) return {};
-      const headers: Record<string, string> = {
-        'access-control-allow-origin': origin,
-        vary: 'Origin',
-        'access-control-expose-headers': 'WWW-Authenticate, Mcp-Session-Id',
-      };
-      if (preflight) {
-        headers['access-control-allow-methods'] = 'GET, POST, DELETE, OPTIONS';
-        headers['access-control-allow-headers'] =
-          'Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID';
-        headers['access-control-max-age'] = '600';
-      }
-      return headers;
-    },
-    preflightToolCall(principal, body) {
-      if (mode !== 'http') return undefined;
-      const needed: string[] = [];
-      let first: AuthSecError | undefined;
-      for (const call of toolCalls(body)) {
-        const tool = authsec.tools.get(call.name);
-        if (tool === undefined) continue;
-        try {
-          authsec.authorize(principal, tool.requirement, tool.name);
-        } catch (error) {
-          if (!isAuthSecError(error) || error.code !== 'INSUFFICIENT_SCOPE') continue;
-          first ??= error;
-          for (const scope of error.details.scopes ?? []) if (!needed.includes(scope)) needed.push(scope);
-          authsec.audit({
-            action: 'tool.call',
-            decision: 'deny',
-            principal,
-            target: tool.name,
-            reason: 'INSUFFICIENT_SCOPE',
-            arguments: call.arguments,
-          });
-        }
-      }
-      if (first === undefined) return undefined;
-      return challenge(
-        new AuthSecError('INSUFFICIENT_SCOPE', first.message, {
-          details: { ...first.details, scopes: needed },
-        }),
-      );
-    },
-    sessionOwner,
-    canUseSession(owner, principal) {
-      if (sessionOwner(principal) === owner) return true;
-      authsec.logger.warn('An MCP session id was presented by another subject; refused', { status: 404 });
-      authsec.audit({
-        action: 'authenticate',
-        decision: 'deny',
-        ...(principal ? { principal } : {}),
-        target: 'mcp-session',
-        reason: 'PERMISSION_DENIED',
-      });
-      return false;
-    },
+    challenge: (error) => toErrorResponse(error, { resourceMetadataUrl, scopes: scopesSupported() }),
+    authsec,
     logger: authsec.logger,
-    isLoopbackClient({ remoteAddress, forwardedFor }) {
-      const address = trustProxy && forwardedFor ? forwardedFor.split(',')[0]!.trim() : remoteAddress;
-      return address !== undefined && isLoopbackHost(address);
-    },
     health: () => ({ status: 'ok' }),
     async ready() {
       const { ready, checks } = await authsec.readiness();

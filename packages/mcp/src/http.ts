@@ -8,10 +8,14 @@ import {
 import type { AddressInfo } from 'node:net';
 import {
   type AuthSec,
+  createRequestPipeline,
   createResourceServer,
   type ErrorResponse,
   isLoopbackHost,
+  type PipelineResponse,
   type Principal,
+  principalKey,
+  type RequestPolicyOptions,
   type ResourceServer,
   type ResourceServerOptions,
 } from '@authsec/core';
@@ -23,25 +27,46 @@ import type { AuthSecMcpServer } from './server.js';
 
 export { isLoopbackHost };
 
-/** Options every framework adapter (Express, Fastify, NestJS) takes for its MCP endpoint. */
+/** The session options of an MCP endpoint (legacy era; see {@link McpEndpointOptions}). */
+export interface McpSessionOptions {
+  /**
+   * One SDK server per request, no `Mcp-Session-Id`, no GET stream (no notifications), for load-balanced
+   * deployments. Default `false`: one server per MCP session, bound to the subject that opened it.
+   */
+  readonly stateless?: boolean;
+  /**
+   * Lets requests without a bearer token through, so that clients without OAuth support can use the login
+   * tools; the MCP session then is the credential. Loopback clients only, stateful only. Default `false`.
+   */
+  readonly allowToolLogin?: boolean;
+  /** A session unused for this long is closed (clients reinitialize on the 404 that follows). Default 30 min. */
+  readonly sessionIdleTimeoutMs?: number;
+  /**
+   * Most live sessions one subject (issuer, tenant, subject) may hold; opening another closes that subject's
+   * least recently used one, so one token cannot exhaust memory. Default 32.
+   */
+  readonly maxSessionsPerSubject?: number;
+  /** Most live sessions in total; past it a new session is refused with 503 and `Retry-After`. Default 10,000. */
+  readonly maxSessions?: number;
+}
+
+/**
+ * Options every HTTP mount takes for its MCP endpoint (`createMcpHttpHandler`, Express, Fastify, NestJS): the
+ * resource server's, the request policy's (origins, hosts, CORS, proxies, step-up, limits: see
+ * `RequestPolicyOptions` of `@authsec/core`) and the sessions'. Declared once, here.
+ */
 export interface McpAdapterOptions
-  extends Omit<ResourceServerOptions, 'authsec' | 'scopesSupported' | 'resourceName'> {
+  extends Omit<ResourceServerOptions, 'authsec' | 'scopesSupported' | 'resourceName'>,
+    RequestPolicyOptions,
+    McpSessionOptions {
   /** The MCP server (from `createAuthSecServer` of `@authsec/mcp`). */
   readonly server: AuthSecMcpServer;
-  /** The engine the server uses. */
+  /** The engine the server uses: it authenticates every request. */
   readonly authsec: AuthSec;
   /** `scopes_supported` and the 401 `scope`. Default: the scopes the server's tools name. */
   readonly scopesSupported?: readonly string[];
   /** The metadata's `resource_name`. Default: the server's name. */
   readonly resourceName?: string;
-  /** One SDK server per request, no sessions, no GET stream. Default `false` (sessions bound to their subject). */
-  readonly stateless?: boolean;
-  /** Lets loopback clients without a token use the login tools (stateful only). Default `false`. */
-  readonly allowToolLogin?: boolean;
-  /** Largest request body, bytes (413 above). Default 1 MiB. */
-  readonly maxBodyBytes?: number;
-  /** Idle MCP sessions are closed after this long. Default 30 min. */
-  readonly sessionIdleTimeoutMs?: number;
   /** Liveness and readiness paths (`GET`), or `false` for none. Default `/healthz` and `/readyz`. */
   readonly healthPaths?: HealthPaths | false;
   /**
@@ -51,62 +76,10 @@ export interface McpAdapterOptions
   readonly loginCallback?: LoginCallbackRoute;
 }
 
-/** Options of {@link createMcpHttpHandler}. */
-export interface McpHttpHandlerOptions {
-  /** The server whose connections this endpoint serves. */
-  readonly server: AuthSecMcpServer;
-  /** The engine that authenticates every request (the same one the server uses). */
-  readonly authsec: AuthSec;
+/** Options of {@link createMcpHttpHandler}: the adapters' options, and what answers other paths. */
+export interface McpHttpHandlerOptions extends McpAdapterOptions {
   /**
-   * The canonical URL of the MCP endpoint, e.g. `https://mcp.example.com/mcp`: tokens must carry it as `aud`
-   * (configure the engine's `audience` with it). Its path is where MCP is served; the RFC 9728 metadata is
-   * served at `/.well-known/oauth-protected-resource<path>` and at `/.well-known/oauth-protected-resource`.
-   */
-  readonly resourceUrl: string;
-  /** Issuers clients may get tokens from, for the metadata's `authorization_servers` (at least one). */
-  readonly authorizationServers: readonly string[];
-  /** `scopes_supported` and the 401 challenge's `scope`. Default: the scopes the server's tools name. */
-  readonly scopesSupported?: readonly string[];
-  /** `resource_name` of the metadata. Default: the server's name. */
-  readonly resourceName?: string;
-  /**
-   * Stateless mode: one SDK `Server` per request, no `Mcp-Session-Id`, no GET stream (no notifications), for
-   * load-balanced deployments. Default `false`: one server per MCP session, bound to the subject that opened it.
-   */
-  readonly stateless?: boolean;
-  /**
-   * Lets requests without a bearer token through, so that clients without OAuth support can use the login
-   * tools; the MCP session then is the credential. Loopback clients only, stateful only. Default `false`.
-   */
-  readonly allowToolLogin?: boolean;
-  /**
-   * `Origin` values accepted besides the resource URL's own origin and, when the resource is on loopback, any
-   * loopback origin (DNS-rebinding protection); a request with another `Origin` is refused (403). Requests
-   * without `Origin` (non-browser clients) pass. Default: none.
-   */
-  readonly allowedOrigins?: readonly string[];
-  /**
-   * How a `tools/call` that more scopes alone would allow is refused: `'http'` answers 403 with an
-   * `insufficient_scope` challenge naming every scope needed (the SDK client steps up); `'result'` lets the
-   * server answer an `isError` result with `_meta['authsec/error'] = { code, scopes }`. Default `'result'`
-   * here (compatible with earlier releases); `@authsec/express` and `createResourceServer` default to `'http'`.
-   */
-  readonly insufficientScope?: 'http' | 'result';
-  /** CORS for browser clients: these origins may call, and see `WWW-Authenticate` and `Mcp-Session-Id`. Default off. */
-  readonly cors?: { readonly origins: readonly string[] };
-  /** Trust `X-Forwarded-For` for the loopback check of `allowToolLogin`. Default `false`. */
-  readonly trustProxy?: boolean;
-  /** Largest request body, bytes; larger is 413. Default 1 MiB. */
-  readonly maxBodyBytes?: number;
-  /** A session unused for this long is closed (clients reinitialize on the 404 that follows). Default 30 min. */
-  readonly sessionIdleTimeoutMs?: number;
-  /** Liveness and readiness paths (`GET`), or `false` for none. Default `/healthz` and `/readyz`. */
-  readonly healthPaths?: HealthPaths | false;
-  /** The tool-based login's OAuth callback route (see {@link McpAdapterOptions.loginCallback}). Default: none. */
-  readonly loginCallback?: LoginCallbackRoute;
-  /**
-   * Answers requests for other paths (for example the login's OAuth callback route). Not authenticated by this
-   * handler. Default: 404.
+   * Answers requests for other paths. Not authenticated by this handler. Default: 404.
    */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -134,19 +107,11 @@ export interface McpHttpHandler {
 }
 
 /** Options of {@link createMcpEndpoint}. */
-export interface McpEndpointOptions {
+export interface McpEndpointOptions extends RequestPolicyOptions, McpSessionOptions {
   /** The server whose connections this endpoint serves. */
   readonly server: AuthSecMcpServer;
   /** The resource server (from `createResourceServer` of `@authsec/core`) that authenticates every request. */
   readonly resourceServer: ResourceServer;
-  /** Stateless mode (see {@link McpHttpHandlerOptions.stateless}). Default `false`. */
-  readonly stateless?: boolean;
-  /** Tool-based login without a token, loopback only (see {@link McpHttpHandlerOptions.allowToolLogin}). Default `false`. */
-  readonly allowToolLogin?: boolean;
-  /** Largest request body, bytes; larger is 413. Default 1 MiB. */
-  readonly maxBodyBytes?: number;
-  /** Idle session timeout. Default 30 min. */
-  readonly sessionIdleTimeoutMs?: number;
 }
 
 /** A request with what body parsers and the auth layer may have attached. */
@@ -167,13 +132,14 @@ export interface McpEndpoint {
 interface Session {
   readonly transport: StreamableHTTPServerTransport;
   readonly server: Server;
-  /** Who opened it: issuer, tenant and subject, or `null` for a tool-login session opened without a token. */
+  /** Who opened it ({@link principalKey}), or `null` for a tool-login session opened without a token. */
   readonly owner: string | null;
   lastSeen: number;
 }
 
-const DEFAULT_MAX_BODY = 1024 * 1024;
 const DEFAULT_IDLE_MS = 30 * 60 * 1000;
+const DEFAULT_MAX_SESSIONS = 10_000;
+const DEFAULT_MAX_SESSIONS_PER_SUBJECT = 32;
 
 function send(
   res: ServerResponse,
@@ -191,8 +157,12 @@ function send(
   res.end(text);
 }
 
-/** Writes a core `{ status, headers, body }` error response to a `node:http` response. */
-export function sendErrorResponse(res: ServerResponse, response: ErrorResponse): void {
+/** Writes a core `{ status, headers, body }` response (an error response or the pipeline's) to `node:http`. */
+export function sendErrorResponse(res: ServerResponse, response: ErrorResponse | PipelineResponse): void {
+  if (response.body === undefined) {
+    res.writeHead(response.status, response.headers).end();
+    return;
+  }
   send(res, response.status, response.body, response.headers);
 }
 
@@ -232,49 +202,6 @@ function sendRpcError(
   send(res, status, { jsonrpc: '2.0', error: { code, message }, id: null }, headers);
 }
 
-type BodyResult = { ok: true; value: unknown } | { ok: false };
-
-function readJsonBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<BodyResult> {
-  const tooLarge = (): BodyResult => {
-    sendRpcError(res, 413, -32000, `Request body larger than ${max} bytes`, { connection: 'close' });
-    // Discard the rest rather than reset the socket, so the client reads the 413; the connection then closes.
-    req.resume();
-    return { ok: false };
-  };
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) return Promise.resolve(tooLarge());
-  return new Promise<BodyResult>((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (result: BodyResult) => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) finish(tooLarge());
-      else chunks.push(chunk);
-    };
-    const onEnd = () => {
-      try {
-        finish({ ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-      } catch {
-        sendRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON');
-        finish({ ok: false });
-      }
-    };
-    const onError = () => {
-      if (!res.headersSent) sendRpcError(res, 400, -32000, 'The request body could not be read');
-      finish({ ok: false });
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
-}
-
 function containsInitialize(body: unknown): boolean {
   return Array.isArray(body) ? body.some((m) => isInitializeRequest(m)) : isInitializeRequest(body);
 }
@@ -284,15 +211,20 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+function limit(value: number | undefined, fallback: number, name: string): number {
+  const result = value ?? fallback;
+  if (!Number.isInteger(result) || result <= 0) throw new TypeError(`${name} must be a positive integer`);
+  return result;
+}
+
 /**
  * The Streamable HTTP MCP endpoint (see {@link McpEndpoint}), shared by `createMcpHttpHandler` and the framework
- * adapters. Every request is authenticated by its own bearer token through the resource server (a session
- * never authenticates); the verified principal reaches the server as `req.auth.extra.principal`, so
- * `tools/list` is computed per request. Stateful sessions are bound to the subject that created them: another
- * subject presenting the id gets the same 404 as an unknown id. Also: `Origin` validation (403), CORS when
- * configured, a body limit (413), 400 for malformed JSON, 405 for other methods, and the 403
- * `insufficient_scope` step-up for `tools/call` when the resource server says so. A body already parsed by a
- * framework (`req.body`) is used as it is. Misconfiguration is a `TypeError` here.
+ * adapters. Every request goes through core's request pipeline once (origin, host, authentication, limits, the
+ * decision for each call, step-up: see `createRequestPipeline`); this function only moves its plain values
+ * between `node:http` and the SDK's transport, and keeps the legacy era's sessions. A session never
+ * authenticates: it is bound to the subject that opened it, and another subject presenting the id gets the
+ * same 404 as an unknown id. A body already parsed by a framework (`req.body`) is used as it is.
+ * Misconfiguration is a `TypeError` here.
  */
 export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const { server, resourceServer: rs } = options;
@@ -305,14 +237,21 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   if (allowToolLogin && stateless) {
     throw new TypeError('createMcpEndpoint: allowToolLogin needs sessions; it cannot be used with stateless');
   }
-  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
-  if (!Number.isInteger(maxBody) || maxBody <= 0)
-    throw new TypeError('maxBodyBytes must be a positive integer');
-  const idleMs = options.sessionIdleTimeoutMs ?? DEFAULT_IDLE_MS;
+  const idleMs = limit(options.sessionIdleTimeoutMs, DEFAULT_IDLE_MS, 'sessionIdleTimeoutMs');
+  const maxSessions = limit(options.maxSessions, DEFAULT_MAX_SESSIONS, 'maxSessions');
+  const perSubject = limit(
+    options.maxSessionsPerSubject,
+    DEFAULT_MAX_SESSIONS_PER_SUBJECT,
+    'maxSessionsPerSubject',
+  );
+  const pipeline = createRequestPipeline({
+    ...options,
+    resourceServer: rs,
+    methods: stateless ? ['POST'] : ['GET', 'POST', 'DELETE'],
+    allowAnonymousLoopback: allowToolLogin,
+  });
   const sessions = new Map<string, Session>();
   const logger = rs.logger;
-  const allowedMethods: readonly string[] = stateless ? ['POST'] : ['GET', 'POST', 'DELETE'];
-  const allowHeader = allowedMethods.join(', ');
 
   const sweep = setInterval(
     () => {
@@ -326,6 +265,19 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   const closeSession = async (id: string, session: Session): Promise<void> => {
     if (sessions.get(id) === session) sessions.delete(id);
     await Promise.allSettled([session.transport.close(), session.server.close()]);
+  };
+
+  /** Room for one more session of `owner`: its least recently used one closes past the per-subject cap. */
+  const makeRoom = (owner: string | null): boolean => {
+    let mine = 0;
+    let oldest: [string, Session] | undefined;
+    for (const entry of sessions) {
+      if (entry[1].owner !== owner) continue;
+      mine++;
+      if (oldest === undefined || entry[1].lastSeen < oldest[1].lastSeen) oldest = entry;
+    }
+    if (mine >= perSubject && oldest !== undefined) void closeSession(oldest[0], oldest[1]);
+    return sessions.size < maxSessions || (mine >= perSubject && oldest !== undefined);
   };
 
   const handleStateless = async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
@@ -346,20 +298,21 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     principal: Principal | undefined,
   ): Promise<void> => {
     const sessionId = header(req, 'mcp-session-id');
+    const owner = principal === undefined ? null : principalKey(principal);
     if (sessionId === undefined) {
       if (req.method !== 'POST' || !containsInitialize(body)) {
         sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
         return;
       }
+      if (!makeRoom(owner)) {
+        logger.warn('MCP session limit reached; a new session was refused', { limit: maxSessions });
+        sendRpcError(res, 503, -32000, 'Too many sessions; try again later', { 'retry-after': '5' });
+        return;
+      }
       const id = randomUUID();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id });
       const mcp = server.createServer(id);
-      const session: Session = {
-        transport,
-        server: mcp,
-        owner: rs.sessionOwner(principal),
-        lastSeen: Date.now(),
-      };
+      const session: Session = { transport, server: mcp, owner, lastSeen: Date.now() };
       transport.onclose = () => {
         if (sessions.get(id) === session) sessions.delete(id);
       };
@@ -371,66 +324,51 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       return;
     }
     const session = sessions.get(sessionId);
-    if (session === undefined || !rs.canUseSession(session.owner, principal)) {
+    if (session === undefined || session.owner !== owner) {
+      if (session !== undefined) {
+        logger.warn('An MCP session id was presented by another subject; refused', { status: 404 });
+        rs.authsec.audit({
+          action: 'authenticate',
+          decision: 'deny',
+          ...(principal ? { principal } : {}),
+          target: 'mcp-session',
+          reason: 'PERMISSION_DENIED',
+        });
+      }
       sendRpcError(res, 404, -32001, 'Session not found');
       return;
     }
     session.lastSeen = Date.now();
+    if (req.method === 'GET' && principal !== undefined) endAtExpiry(res, principal);
     await session.transport.handleRequest(req, res, body);
   };
 
   const handle = async (req: McpEndpointRequest, res: ServerResponse): Promise<void> => {
-    const origin = header(req, 'origin');
-    for (const [name, value] of Object.entries(rs.corsHeaders(origin, req.method === 'OPTIONS')))
-      res.setHeader(name, value);
-    if (!rs.checkOrigin(origin)) return sendRpcError(res, 403, -32000, 'Forbidden: Origin not allowed');
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, { allow: `${allowHeader}, OPTIONS` }).end();
+    const result = await pipeline.handle({
+      method: req.method ?? 'GET',
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      remoteAddress: req.socket.remoteAddress,
+      ...(req.method === 'POST'
+        ? { body: req.body !== undefined ? { parsed: req.body } : { stream: req } }
+        : {}),
+    });
+    if (result.kind === 'respond') {
+      sendErrorResponse(res, result.response);
+      // What was not read of an oversized body is discarded, so the client reads the 413 before the close.
+      if (result.response.discardBody) req.resume();
       return;
     }
-    if (!allowedMethods.includes(req.method ?? '')) {
-      return sendRpcError(res, 405, -32000, 'Method not allowed', { allow: allowHeader });
-    }
-
-    const authorization = req.headers.authorization;
-    let principal: Principal | undefined;
-    const anonymousAllowed =
-      allowToolLogin &&
-      authorization === undefined &&
-      rs.isLoopbackClient({
-        remoteAddress: req.socket.remoteAddress,
-        forwardedFor: header(req, 'x-forwarded-for'),
-      });
-    if (!anonymousAllowed) {
-      try {
-        principal = await rs.authenticate({ authorization });
-      } catch (error) {
-        return sendErrorResponse(res, rs.challenge(error));
-      }
-    }
-
-    let body: unknown;
-    if (req.method === 'POST') {
-      if (req.body !== undefined) body = req.body;
-      else {
-        const read = await readJsonBody(req, res, maxBody);
-        if (!read.ok) return;
-        body = read.value;
-      }
-    }
-    if (principal !== undefined) {
-      const refusal = rs.preflightToolCall(principal, body);
-      if (refusal !== undefined) return sendErrorResponse(res, refusal);
-      req.auth = rs.authInfo(principal, { authorization });
-    }
-    if (stateless) return handleStateless(req, res, body);
-    return handleStateful(req, res, body, principal);
+    for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+    if (result.authInfo !== undefined) req.auth = result.authInfo;
+    if (stateless) return handleStateless(req, res, result.message);
+    return handleStateful(req, res, result.message, result.principal);
   };
 
   const endpoint = (req: McpEndpointRequest, res: ServerResponse): Promise<void> =>
     handle(req, res).catch((error: unknown) => {
       logger.error('MCP HTTP request failed', { cause: String(error) });
-      if (!res.headersSent) sendRpcError(res, 500, -32603, 'Internal error');
+      if (!res.headersSent) sendErrorResponse(res, pipeline.internalError());
       else res.end();
     });
 
@@ -444,6 +382,18 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       },
     },
   }) as McpEndpoint;
+}
+
+/**
+ * A notification stream lives no longer than the token that opened it: at its expiry the stream ends, and the
+ * client reconnects with a fresh token (which is verified like any other).
+ */
+function endAtExpiry(res: ServerResponse, principal: Principal): void {
+  const left = principal.expiresAt * 1000 - Date.now();
+  // Timers hold at most 2^31-1 ms; tokens living longer than ~24 days are refused by the lifetime limit anyway.
+  const timer = setTimeout(() => res.end(), Math.max(0, Math.min(left, 2 ** 31 - 1)));
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
 }
 
 /** Options of {@link createMcpRoutes}. */
@@ -559,33 +509,19 @@ export function createMcpAdapter(
   who: string,
   resourceServer?: ResourceServer,
 ): McpAdapter {
-  const {
-    server,
-    stateless,
-    allowToolLogin,
-    maxBodyBytes,
-    sessionIdleTimeoutMs,
-    healthPaths,
-    loginCallback,
-    ...rest
-  } = options;
+  const { server, healthPaths, loginCallback } = options;
   if (typeof server?.createServer !== 'function')
     throw new TypeError(`${who}: server must come from createAuthSecServer()`);
   const rs =
     resourceServer ??
     createResourceServer({
-      ...rest,
+      authsec: options.authsec,
+      resourceUrl: options.resourceUrl,
+      authorizationServers: options.authorizationServers,
       scopesSupported: options.scopesSupported ?? server.scopesSupported,
       resourceName: options.resourceName ?? server.name,
     });
-  const endpoint = createMcpEndpoint({
-    server,
-    resourceServer: rs,
-    stateless: stateless === true,
-    allowToolLogin: allowToolLogin === true,
-    ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
-    ...(sessionIdleTimeoutMs === undefined ? {} : { sessionIdleTimeoutMs }),
-  });
+  const endpoint = createMcpEndpoint({ ...options, resourceServer: rs });
   const routes = createMcpRoutes({
     resourceServer: rs,
     endpoint,
@@ -614,15 +550,8 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     throw new TypeError('createMcpHttpHandler: authorizationServers needs at least one issuer URL');
   }
   const { fallback: other, ...adapterOptions } = options;
-  // The same parts as every framework adapter; only the step-up default differs (compatibility, see the option).
-  const {
-    resourceServer: rs,
-    endpoint,
-    routes,
-  } = createMcpAdapter(
-    { ...adapterOptions, insufficientScope: options.insufficientScope ?? 'result' },
-    'createMcpHttpHandler',
-  );
+  // The same parts, and the same defaults, as every framework adapter.
+  const { resourceServer: rs, endpoint, routes } = createMcpAdapter(adapterOptions, 'createMcpHttpHandler');
   const fallback = other ?? ((_req, res) => send(res, 404, { error: 'not_found' }));
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     if (!routes(req, res)) fallback(req, res);

@@ -1,6 +1,7 @@
 import {
   type AuthSec,
   type AuthSecError,
+  DECISIONS_EXTRA_KEY,
   type DirectoryChange,
   isAuthSecError,
   noServiceAccess,
@@ -8,6 +9,8 @@ import {
   type PrincipalDirectory,
   requiredScopes,
   type ServiceAccess,
+  type ToolDecision,
+  type ToolDecisions,
   type ToolDefinition,
 } from '@authsec/core';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
@@ -105,6 +108,14 @@ function principalOf(extra: Extra): Principal | undefined {
     return value as Principal;
   }
   return undefined;
+}
+
+/** The request pipeline's decision for this request's call of `tool`, when it took one (HTTP). */
+function decisionOf(extra: Extra, tool: string): ToolDecision | undefined {
+  const decisions = extra.authInfo?.extra?.[DECISIONS_EXTRA_KEY];
+  if (!(decisions instanceof Map)) return undefined;
+  const decision = (decisions as ToolDecisions).get(extra.requestId);
+  return decision?.tool === tool ? decision : undefined;
 }
 
 function echo(name: string): string {
@@ -311,7 +322,10 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
         throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${echo(name)}`);
       }
       try {
-        authsec.authorizeTool(caller, { tool: name, arguments: args });
+        // Over HTTP the request pipeline has decided (and audited) this call already: never decide it twice.
+        const decided = decisionOf(extra, name);
+        if (decided === undefined) authsec.authorizeTool(caller, { tool: name, arguments: args });
+        else if (decided.error !== undefined) throw decided.error;
       } catch (error) {
         if (isAuthSecError(error) && error.code === 'INSUFFICIENT_SCOPE')
           return refusalResult(error, 'Insufficient scope');

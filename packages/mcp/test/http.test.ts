@@ -26,6 +26,7 @@ async function deploy(
     login?: boolean;
     allowToolLogin?: boolean;
     sessionIdleTimeoutMs?: number;
+    insufficientScope?: 'http' | 'result';
   } = {},
 ): Promise<Deployment> {
   const port = await freePort();
@@ -49,6 +50,7 @@ async function deploy(
     stateless: options.stateless === true,
     allowToolLogin: options.allowToolLogin === true,
     ...(options.sessionIdleTimeoutMs ? { sessionIdleTimeoutMs: options.sessionIdleTimeoutMs } : {}),
+    ...(options.insufficientScope ? { insufficientScope: options.insufficientScope } : {}),
   });
   return { engine, mcp, http, url, origin, directory };
 }
@@ -135,15 +137,101 @@ describe('Streamable HTTP, stateful', () => {
     const alice = await client(d.url, aliceToken);
     const hello = (await john.client.callTool({ name: 'hello', arguments: {} })) as CallResult;
     expect(hello.content[0]?.text).toBe('Hello, john@company.com!');
-    const denied = (await alice.client.callTool({ name: 'create_resource', arguments: {} })) as CallResult;
-    expect(denied.isError).toBe(true);
-    expect(denied._meta?.['authsec/error']).toMatchObject({
-      code: 'INSUFFICIENT_SCOPE',
-      scopes: ['write', 'read'],
-    });
+    // The default, as on every adapter: a 403 insufficient_scope challenge before the server runs the call.
+    await expect(alice.client.callTool({ name: 'create_resource', arguments: {} })).rejects.toThrow(
+      /insufficient_scope/,
+    );
+    const stepUp = await post(
+      d.url,
+      { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'create_resource', arguments: {} } },
+      {
+        authorization: `Bearer ${aliceToken}`,
+        'mcp-session-id': alice.transport.sessionId!,
+      },
+    );
+    expect(stepUp.status).toBe(403);
+    expect(stepUp.headers.get('www-authenticate')).toContain('scope="write read"');
     const hidden = (await alice.client.callTool({ name: 'admin_panel', arguments: {} })) as CallResult;
     expect(hidden.isError).toBe(true);
     await expect(alice.client.ping()).resolves.toEqual({});
+  });
+
+  it('decides and audits an allowed call once, and refuses two Authorization headers and a rebinding Host', async () => {
+    const before = d.engine.sink.events.length;
+    const john = await client(d.url, johnToken);
+    await john.client.callTool({ name: 'hello', arguments: {} });
+    const hello = d.engine.sink.events
+      .slice(before)
+      .filter((e) => e.action === 'tool.call' && e.target === 'hello');
+    expect(hello.map((e) => e.decision)).toEqual(['allow']);
+    const raw = (headers: string[]) =>
+      new Promise<{ status: number; body: string; challenge: string | undefined }>((resolve, reject) => {
+        const body = JSON.stringify(INITIALIZE);
+        const req = request(
+          d.url,
+          {
+            method: 'POST',
+            headers: [
+              ...headers,
+              'Content-Type',
+              'application/json',
+              'Accept',
+              'application/json, text/event-stream',
+            ],
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (chunk) => (text += chunk));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body: text,
+                challenge: res.headers['www-authenticate'],
+              }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const twice = await raw([
+      'Host',
+      new URL(d.url).host,
+      'Authorization',
+      `Bearer ${johnToken}`,
+      'Authorization',
+      `Bearer ${aliceToken}`,
+    ]);
+    expect(twice.status).toBe(400);
+    expect(JSON.parse(twice.body)).toMatchObject({ code: 'BAD_REQUEST', error: 'invalid_request' });
+    expect(twice.challenge).toMatch(/^Bearer error="invalid_request"/);
+    const rebound = await raw([
+      'Host',
+      `evil.test:${new URL(d.url).port}`,
+      'Authorization',
+      `Bearer ${johnToken}`,
+    ]);
+    expect(rebound.status).toBe(403);
+    expect(JSON.parse(rebound.body)).toMatchObject({ error: { message: 'Forbidden: Host not allowed' } });
+  });
+
+  it("with insufficientScope: 'result', answers the step-up as an isError result, decided once", async () => {
+    const r = await deploy({ insufficientScope: 'result' });
+    try {
+      const alice = await client(r.url, r.engine.token(ALICE));
+      const denied = (await alice.client.callTool({ name: 'create_resource', arguments: {} })) as CallResult;
+      expect(denied.isError).toBe(true);
+      expect(denied._meta?.['authsec/error']).toMatchObject({
+        code: 'INSUFFICIENT_SCOPE',
+        scopes: ['write', 'read'],
+      });
+      const calls = r.engine.sink.events.filter(
+        (e) => e.action === 'tool.call' && e.target === 'create_resource',
+      );
+      expect(calls.map((e) => e.reason)).toEqual(['INSUFFICIENT_SCOPE']);
+    } finally {
+      await teardown(r);
+    }
   });
 
   it('binds a session to its subject: another subject presenting it gets 404', async () => {

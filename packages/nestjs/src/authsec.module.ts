@@ -41,10 +41,7 @@ const shared: Provider[] = [
         // Without explicit scopes, the resource server derives them from the registered tools.
         ...(options.scopesSupported === undefined ? {} : { scopesSupported: options.scopesSupported }),
         resourceName: options.resourceName ?? options.name ?? DEFAULT_SERVER_NAME,
-        ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: options.allowedOrigins }),
-        ...(options.insufficientScope === undefined ? {} : { insufficientScope: options.insufficientScope }),
-        ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
-        ...(options.cors === undefined ? {} : { cors: options.cors }),
+        // Origins, CORS, proxies and step-up are the request pipeline's: the MCP service passes them on.
       }),
     inject: [AUTHSEC_MODULE_OPTIONS, AUTHSEC_ENGINE],
   },
