@@ -11,6 +11,8 @@ export type AuditAction =
   | 'authenticate'
   | 'tool.list'
   | 'tool.call'
+  | 'resource.read'
+  | 'prompt.get'
   | 'login'
   | 'logout'
   | 'service.read'

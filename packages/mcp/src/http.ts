@@ -14,16 +14,15 @@ import {
   isLoopbackHost,
   type PipelineResponse,
   type Principal,
-  principalKey,
   type RequestPolicyOptions,
   type ResourceServer,
   type ResourceServerOptions,
 } from '@authsec/core';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { LoginCallbackRoute } from './login/tool-login.js';
 import type { AuthSecMcpServer } from './server.js';
+import { createSessionTable, type ServedSession, serveLegacySession } from './sessions.js';
 
 export { isLoopbackHost };
 
@@ -129,18 +128,6 @@ export interface McpEndpoint {
   close(): Promise<void>;
 }
 
-interface Session {
-  readonly transport: StreamableHTTPServerTransport;
-  readonly server: Server;
-  /** Who opened it ({@link principalKey}), or `null` for a tool-login session opened without a token. */
-  readonly owner: string | null;
-  lastSeen: number;
-}
-
-const DEFAULT_IDLE_MS = 30 * 60 * 1000;
-const DEFAULT_MAX_SESSIONS = 10_000;
-const DEFAULT_MAX_SESSIONS_PER_SUBJECT = 32;
-
 function send(
   res: ServerResponse,
   status: number,
@@ -192,31 +179,6 @@ export function sendResourceMetadata(
   res.end(req.method === 'HEAD' ? undefined : metadata);
 }
 
-function sendRpcError(
-  res: ServerResponse,
-  status: number,
-  code: number,
-  message: string,
-  headers?: Record<string, string>,
-): void {
-  send(res, status, { jsonrpc: '2.0', error: { code, message }, id: null }, headers);
-}
-
-function containsInitialize(body: unknown): boolean {
-  return Array.isArray(body) ? body.some((m) => isInitializeRequest(m)) : isInitializeRequest(body);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function limit(value: number | undefined, fallback: number, name: string): number {
-  const result = value ?? fallback;
-  if (!Number.isInteger(result) || result <= 0) throw new TypeError(`${name} must be a positive integer`);
-  return result;
-}
-
 /**
  * The Streamable HTTP MCP endpoint (see {@link McpEndpoint}), shared by `createMcpHttpHandler` and the framework
  * adapters. Every request goes through core's request pipeline once (origin, host, authentication, limits, the
@@ -237,48 +199,19 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   if (allowToolLogin && stateless) {
     throw new TypeError('createMcpEndpoint: allowToolLogin needs sessions; it cannot be used with stateless');
   }
-  const idleMs = limit(options.sessionIdleTimeoutMs, DEFAULT_IDLE_MS, 'sessionIdleTimeoutMs');
-  const maxSessions = limit(options.maxSessions, DEFAULT_MAX_SESSIONS, 'maxSessions');
-  const perSubject = limit(
-    options.maxSessionsPerSubject,
-    DEFAULT_MAX_SESSIONS_PER_SUBJECT,
-    'maxSessionsPerSubject',
-  );
   const pipeline = createRequestPipeline({
     ...options,
     resourceServer: rs,
     methods: stateless ? ['POST'] : ['GET', 'POST', 'DELETE'],
     allowAnonymousLoopback: allowToolLogin,
   });
-  const sessions = new Map<string, Session>();
+  const sessions = createSessionTable<ServedSession<Server>>({
+    authsec: rs.authsec,
+    idleMs: options.sessionIdleTimeoutMs,
+    maxSessions: options.maxSessions,
+    maxSessionsPerSubject: options.maxSessionsPerSubject,
+  });
   const logger = rs.logger;
-
-  const sweep = setInterval(
-    () => {
-      const cutoff = Date.now() - idleMs;
-      for (const [id, session] of sessions) if (session.lastSeen < cutoff) void closeSession(id, session);
-    },
-    Math.min(idleMs, 60_000),
-  );
-  sweep.unref();
-
-  const closeSession = async (id: string, session: Session): Promise<void> => {
-    if (sessions.get(id) === session) sessions.delete(id);
-    await Promise.allSettled([session.transport.close(), session.server.close()]);
-  };
-
-  /** Room for one more session of `owner`: its least recently used one closes past the per-subject cap. */
-  const makeRoom = (owner: string | null): boolean => {
-    let mine = 0;
-    let oldest: [string, Session] | undefined;
-    for (const entry of sessions) {
-      if (entry[1].owner !== owner) continue;
-      mine++;
-      if (oldest === undefined || entry[1].lastSeen < oldest[1].lastSeen) oldest = entry;
-    }
-    if (mine >= perSubject && oldest !== undefined) void closeSession(oldest[0], oldest[1]);
-    return sessions.size < maxSessions || (mine >= perSubject && oldest !== undefined);
-  };
 
   const handleStateless = async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
@@ -291,57 +224,18 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     await transport.handleRequest(req, res, body);
   };
 
-  const handleStateful = async (
+  const handleStateful = (
     req: IncomingMessage,
     res: ServerResponse,
     body: unknown,
     principal: Principal | undefined,
-  ): Promise<void> => {
-    const sessionId = header(req, 'mcp-session-id');
-    const owner = principal === undefined ? null : principalKey(principal);
-    if (sessionId === undefined) {
-      if (req.method !== 'POST' || !containsInitialize(body)) {
-        sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-        return;
-      }
-      if (!makeRoom(owner)) {
-        logger.warn('MCP session limit reached; a new session was refused', { limit: maxSessions });
-        sendRpcError(res, 503, -32000, 'Too many sessions; try again later', { 'retry-after': '5' });
-        return;
-      }
-      const id = randomUUID();
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id });
-      const mcp = server.createServer(id);
-      const session: Session = { transport, server: mcp, owner, lastSeen: Date.now() };
-      transport.onclose = () => {
-        if (sessions.get(id) === session) sessions.delete(id);
-      };
-      sessions.set(id, session);
-      await mcp.connect(transport);
-      await transport.handleRequest(req, res, body);
-      // A refused initialize leaves a transport without a session: drop it rather than keep it forever.
-      if (transport.sessionId === undefined) await closeSession(id, session);
-      return;
-    }
-    const session = sessions.get(sessionId);
-    if (session === undefined || session.owner !== owner) {
-      if (session !== undefined) {
-        logger.warn('An MCP session id was presented by another subject; refused', { status: 404 });
-        rs.authsec.audit({
-          action: 'authenticate',
-          decision: 'deny',
-          ...(principal ? { principal } : {}),
-          target: 'mcp-session',
-          reason: 'PERMISSION_DENIED',
-        });
-      }
-      sendRpcError(res, 404, -32001, 'Session not found');
-      return;
-    }
-    session.lastSeen = Date.now();
-    if (req.method === 'GET' && principal !== undefined) endAtExpiry(res, principal);
-    await session.transport.handleRequest(req, res, body);
-  };
+  ): Promise<void> =>
+    serveLegacySession(sessions, req, res, body, principal, {
+      open: (id) => ({
+        transport: new StreamableHTTPServerTransport({ sessionIdGenerator: () => id }),
+        server: server.createServer(id),
+      }),
+    });
 
   const handle = async (req: McpEndpointRequest, res: ServerResponse): Promise<void> => {
     const result = await pipeline.handle({
@@ -375,25 +269,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
   // defineProperties, not Object.assign: assign would copy the getter's value once instead of the getter.
   return Object.defineProperties(endpoint, {
     sessionCount: { get: () => sessions.size, enumerable: true },
-    close: {
-      value: async (): Promise<void> => {
-        clearInterval(sweep);
-        await Promise.allSettled([...sessions].map(([id, s]) => closeSession(id, s)));
-      },
-    },
+    close: { value: () => sessions.closeAll() },
   }) as McpEndpoint;
-}
-
-/**
- * A notification stream lives no longer than the token that opened it: at its expiry the stream ends, and the
- * client reconnects with a fresh token (which is verified like any other).
- */
-function endAtExpiry(res: ServerResponse, principal: Principal): void {
-  const left = principal.expiresAt * 1000 - Date.now();
-  // Timers hold at most 2^31-1 ms; tokens living longer than ~24 days are refused by the lifetime limit anyway.
-  const timer = setTimeout(() => res.end(), Math.max(0, Math.min(left, 2 ** 31 - 1)));
-  timer.unref();
-  res.once('close', () => clearTimeout(timer));
 }
 
 /** Options of {@link createMcpRoutes}. */
@@ -549,14 +426,23 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   if ((options.authorizationServers ?? []).length === 0) {
     throw new TypeError('createMcpHttpHandler: authorizationServers needs at least one issuer URL');
   }
-  const { fallback: other, ...adapterOptions } = options;
+  const { fallback, ...adapterOptions } = options;
   // The same parts, and the same defaults, as every framework adapter.
-  const { resourceServer: rs, endpoint, routes } = createMcpAdapter(adapterOptions, 'createMcpHttpHandler');
+  return toHttpHandler(createMcpAdapter(adapterOptions, 'createMcpHttpHandler'), fallback);
+}
+
+/**
+ * An adapter's parts as one `node:http` listener: its routes, and `fallback` (default 404) for other paths.
+ * Shared by both SDK lines' handlers.
+ */
+export function toHttpHandler(
+  { resourceServer: rs, endpoint, routes }: McpAdapter,
+  other?: (req: IncomingMessage, res: ServerResponse) => void,
+): McpHttpHandler {
   const fallback = other ?? ((_req, res) => send(res, 404, { error: 'not_found' }));
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     if (!routes(req, res)) fallback(req, res);
   };
-
   return Object.defineProperties(handler, {
     resourceMetadataUrl: { value: rs.resourceMetadataUrl, enumerable: true },
     resourceServer: { value: rs, enumerable: true },
@@ -593,7 +479,28 @@ export interface RunningHttpServer {
  * Starts {@link createMcpHttpHandler} on a `node:http` server, bound to 127.0.0.1 unless told otherwise.
  * Returns once listening.
  */
-export async function startHttpServer(options: StartHttpServerOptions): Promise<RunningHttpServer> {
+export function startHttpServer(options: StartHttpServerOptions): Promise<RunningHttpServer> {
+  return listenHttp(options, (resourceUrl) => createMcpHttpHandler({ ...options, resourceUrl }));
+}
+
+/** Where {@link listenHttp} listens, and what it must refuse or warn about. */
+export interface ListenHttpOptions {
+  readonly authsec: AuthSec;
+  readonly host?: string;
+  readonly port?: number;
+  readonly resourceUrl?: string;
+  readonly allowToolLogin?: boolean;
+}
+
+/**
+ * Listens on a `node:http` server (127.0.0.1 unless told otherwise; another host logs a warning) and serves the
+ * handler `create` builds for the resource URL (default `http://<host>:<port>/mcp`, known once bound). Shared by
+ * both SDK lines' `start*` functions. Returns once listening.
+ */
+export async function listenHttp(
+  options: ListenHttpOptions,
+  create: (resourceUrl: string) => McpHttpHandler,
+): Promise<RunningHttpServer> {
   const host = options.host ?? '127.0.0.1';
   const loopback = isLoopbackHost(host);
   if (options.allowToolLogin && !loopback) {
@@ -627,7 +534,7 @@ export async function startHttpServer(options: StartHttpServerOptions): Promise<
   const resourceUrl = options.resourceUrl ?? `http://${urlHost}:${port}/mcp`;
   let handler: McpHttpHandler;
   try {
-    handler = createMcpHttpHandler({ ...options, resourceUrl });
+    handler = create(resourceUrl);
   } catch (error) {
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     throw error;

@@ -20,6 +20,7 @@ describe('README examples', () => {
   it.each(blocks.map((b) => [b[1]!, b[2]!]))('%s matches its type-checked source', (file, code) => {
     const source = readFileSync(new URL(file, examplesDir), 'utf8')
       .replaceAll("'../../src/index.js'", "'@authsec/mcp'")
+      .replaceAll("'../../src/v2/index.js'", "'@authsec/mcp/v2'")
       .trimEnd();
     expect(code).toBe(source);
   });

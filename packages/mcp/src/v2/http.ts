@@ -1,0 +1,226 @@
+/**
+ * Streamable HTTP on the MCP SDK v2, both protocol eras from one endpoint, behind core's request pipeline.
+ *
+ * The pipeline runs first, once (origin, host, token, limits, the decision for each call, step-up). Then the
+ * era decides who answers: 2026-07-28 requests (the `_meta` envelope) go to the SDK's `createMcpHandler` with
+ * the pipeline's `authInfo`, one fresh per-caller server per request; 2025-era requests go to legacy sessions
+ * bound to their subject (server-to-client requests, unsolicited notifications and logging need one), or, with
+ * `stateless`, to the SDK's stateless legacy fallback.
+ */
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline as pipe } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import {
+  createRequestPipeline,
+  createResourceServer,
+  type Principal,
+  type RequestPolicyOptions,
+  type ResourceServer,
+} from '@authsec/core';
+import { NodeStreamableHTTPServerTransport, toWebRequest } from '@modelcontextprotocol/node';
+import {
+  type AuthInfo,
+  createMcpHandler,
+  isLegacyRequest,
+  type McpServer,
+} from '@modelcontextprotocol/server';
+import {
+  createMcpRoutes,
+  listenHttp,
+  type McpAdapter,
+  type McpAdapterOptions,
+  type McpEndpoint,
+  type McpEndpointRequest,
+  type McpHttpHandler,
+  type McpSessionOptions,
+  type RunningHttpServer,
+  sendErrorResponse,
+  toHttpHandler,
+} from '../http.js';
+import { createSessionTable, type ServedSession, serveLegacySession } from '../sessions.js';
+import type { ProtectedMcpServer } from './server.js';
+
+/** Options of {@link createMcpV2Endpoint}. */
+export interface McpV2EndpointOptions
+  extends RequestPolicyOptions,
+    Omit<McpSessionOptions, 'allowToolLogin'> {
+  /** The protected server (from `protect`). */
+  readonly server: ProtectedMcpServer;
+  /** The resource server that authenticates every request. */
+  readonly resourceServer: ResourceServer;
+}
+
+/** Options of {@link createMcpV2HttpHandler}: the v1 handler's, with a protected v2 server. */
+export interface McpV2HttpHandlerOptions
+  extends Omit<McpAdapterOptions, 'server' | 'allowToolLogin' | 'loginCallback'> {
+  readonly server: ProtectedMcpServer;
+  /** Answers requests for other paths. Default: 404. */
+  readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+/** Options of {@link startMcpV2HttpServer}: the handler's, with where to listen. */
+export interface StartMcpV2HttpServerOptions extends Omit<McpV2HttpHandlerOptions, 'resourceUrl'> {
+  /** Interface to bind. Default `127.0.0.1`. */
+  readonly host?: string;
+  /** Port; `0` picks a free one. Default `0`. */
+  readonly port?: number;
+  /** The canonical MCP URL. Default `http://<host>:<port>/mcp`. */
+  readonly resourceUrl?: string;
+}
+
+/** Writes a web `Response` to a Node response, streaming (SSE) with backpressure; ends when either side closes. */
+async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  res.writeHead(response.status, headers);
+  if (response.body === null) {
+    res.end();
+    return;
+  }
+  await pipe(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res).catch(() => {
+    // The client went away mid-stream: nothing to answer any more.
+  });
+}
+
+/**
+ * The v2 Streamable HTTP endpoint for one path (see the module comment), on `node:http` objects (which Express,
+ * Fastify's `raw` and Nest's platforms all expose). Never rejects: failures are answered.
+ * Misconfiguration is a `TypeError` here.
+ */
+export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint {
+  const { server, resourceServer: rs } = options;
+  if (typeof server?.instance !== 'function')
+    throw new TypeError('createMcpV2Endpoint: server must come from protect()');
+  if (typeof rs?.authenticate !== 'function')
+    throw new TypeError('createMcpV2Endpoint: resourceServer must come from createResourceServer()');
+  if ((options as { allowToolLogin?: unknown }).allowToolLogin !== undefined)
+    throw new TypeError(
+      'createMcpV2Endpoint: the tool-based login over HTTP is not available on the v2 line',
+    );
+  const stateless = options.stateless === true;
+  const pipeline = createRequestPipeline({ ...options, resourceServer: rs });
+  const logger = rs.logger;
+  const onerror = (error: Error) => logger.warn('MCP request refused by the SDK', { cause: error.message });
+  // One handler serves the 2026-07-28 era (and, with `stateless`, the 2025 era without sessions).
+  const modern = createMcpHandler(server.factory, { legacy: stateless ? 'stateless' : 'reject', onerror });
+  const sessions = createSessionTable<ServedSession<McpServer>>({
+    authsec: rs.authsec,
+    idleMs: options.sessionIdleTimeoutMs,
+    maxSessions: options.maxSessions,
+    maxSessionsPerSubject: options.maxSessionsPerSubject,
+  });
+
+  const serveLegacy = (
+    req: IncomingMessage & { auth?: AuthInfo },
+    res: ServerResponse,
+    message: unknown,
+    principal: Principal | undefined,
+  ): Promise<void> =>
+    serveLegacySession(sessions, req, res, message, principal, {
+      open: (id, principal) => ({
+        transport: new NodeStreamableHTTPServerTransport({ sessionIdGenerator: () => id }),
+        server: server.instance(principal),
+      }),
+      // The token may have changed since the last request (a step-up, a refresh): the session's server follows
+      // it, and the SDK notifies the client when its tools change.
+      beforeRequest: (session, current) => {
+        server.sync(session.server, current);
+      },
+    });
+
+  const handle = async (incoming: McpEndpointRequest, res: ServerResponse): Promise<void> => {
+    // `auth` is ours to set (the pipeline's authInfo); the SDK's transports read it.
+    const req = incoming as IncomingMessage & { body?: unknown; auth?: AuthInfo };
+    const result = await pipeline.handle({
+      method: req.method ?? 'GET',
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      remoteAddress: req.socket.remoteAddress,
+      ...(req.method === 'POST'
+        ? { body: req.body !== undefined ? { parsed: req.body } : { stream: req } }
+        : {}),
+    });
+    if (result.kind === 'respond') {
+      sendErrorResponse(res, result.response);
+      if (result.response.discardBody) req.resume();
+      return;
+    }
+    for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    const request = await toWebRequest(req, result.message, { signal: abort.signal });
+    if (stateless || !(await isLegacyRequest(request, result.message))) {
+      const response = await modern.fetch(request, {
+        ...(result.authInfo ? { authInfo: result.authInfo } : {}),
+        ...(result.message === undefined ? {} : { parsedBody: result.message }),
+      });
+      await writeResponse(res, response);
+      return;
+    }
+    if (result.authInfo !== undefined) req.auth = result.authInfo;
+    await serveLegacy(req, res, result.message, result.principal);
+  };
+
+  const endpoint = (req: McpEndpointRequest, res: ServerResponse): Promise<void> =>
+    handle(req, res).catch((error: unknown) => {
+      logger.error('MCP HTTP request failed', { cause: String(error) });
+      if (!res.headersSent) sendErrorResponse(res, pipeline.internalError());
+      else res.end();
+    });
+
+  return Object.defineProperties(endpoint, {
+    sessionCount: { get: () => sessions.size, enumerable: true },
+    close: {
+      value: async (): Promise<void> => {
+        await Promise.allSettled([modern.close(), sessions.closeAll()]);
+      },
+    },
+  }) as McpEndpoint;
+}
+
+/**
+ * What a framework adapter serves for a protected v2 server: the resource server, the v2 endpoint and the
+ * routes (endpoint, RFC 9728 metadata, health). Misconfiguration is a `TypeError` naming `who`.
+ */
+export function createMcpV2Adapter(
+  options: Omit<McpV2HttpHandlerOptions, 'fallback'>,
+  who: string,
+  resourceServer?: ResourceServer,
+): McpAdapter {
+  const { server, healthPaths } = options;
+  if (typeof server?.instance !== 'function') throw new TypeError(`${who}: server must come from protect()`);
+  const rs =
+    resourceServer ??
+    createResourceServer({
+      authsec: options.authsec,
+      resourceUrl: options.resourceUrl,
+      authorizationServers: options.authorizationServers,
+      scopesSupported: options.scopesSupported ?? server.scopesSupported,
+      resourceName: options.resourceName ?? server.info.name,
+    });
+  const endpoint = createMcpV2Endpoint({ ...options, resourceServer: rs });
+  const routes = createMcpRoutes({
+    resourceServer: rs,
+    endpoint,
+    ...(healthPaths === undefined ? {} : { healthPaths }),
+  });
+  return { resourceServer: rs, endpoint, routes };
+}
+
+/**
+ * A protected v2 server as a `node:http` listener: RFC 9728 metadata (path and root form), health, and the
+ * endpoint serving both eras at the resource URL's path. Other paths go to `fallback` (default 404).
+ */
+export function createMcpV2HttpHandler(options: McpV2HttpHandlerOptions): McpHttpHandler {
+  const { fallback, ...adapterOptions } = options;
+  return toHttpHandler(createMcpV2Adapter(adapterOptions, 'createMcpV2HttpHandler'), fallback);
+}
+
+/** Starts {@link createMcpV2HttpHandler} on a `node:http` server (127.0.0.1 unless told otherwise). */
+export function startMcpV2HttpServer(options: StartMcpV2HttpServerOptions): Promise<RunningHttpServer> {
+  return listenHttp(options, (resourceUrl) => createMcpV2HttpHandler({ ...options, resourceUrl }));
+}

@@ -1,0 +1,34 @@
+/**
+ * @authsec/mcp/v2: AuthSec for the MCP TypeScript SDK v2 (`@modelcontextprotocol/server` 2.x), both protocol
+ * eras. `protect(authsec, { name, version })` in place of `new McpServer(...)`, one `requirement` per tool,
+ * resource and prompt; serve it with `startMcpV2HttpServer` / `createMcpV2HttpHandler` (the request pipeline of
+ * `@authsec/core` in front of the SDK's handler) or with the SDK's own entries through `server.factory`.
+ *
+ * @packageDocumentation
+ */
+
+export {
+  createMcpV2Adapter,
+  createMcpV2Endpoint,
+  createMcpV2HttpHandler,
+  type McpV2EndpointOptions,
+  type McpV2HttpHandlerOptions,
+  type StartMcpV2HttpServerOptions,
+  startMcpV2HttpServer,
+} from './http.js';
+export {
+  type Access,
+  type ArgsOf,
+  type AuthSecContext,
+  type AuthSecPromptConfig,
+  type AuthSecPromptHandler,
+  type AuthSecReadHandler,
+  type AuthSecResourceConfig,
+  type AuthSecSchema,
+  type AuthSecToolConfig,
+  type AuthSecToolHandler,
+  type ProtectedMcpServer,
+  type ProtectOptions,
+  protect,
+  ResourceTemplate,
+} from './server.js';

@@ -1,0 +1,445 @@
+/**
+ * The MCP SDK v2 idiom, protected: declare tools, resources and prompts once, each with its requirement, and
+ * get a fresh `McpServer` per caller that holds exactly what that caller may see. A primitive the caller may
+ * not see is not registered on that caller's instance, so it is answered exactly like one that does not exist
+ * (both eras), and every call, read and get is authorized again when it runs.
+ */
+
+import {
+  type AuthSec,
+  type AuthSecError,
+  type CompiledRequirement,
+  DECISIONS_EXTRA_KEY,
+  isAuthSecError,
+  noServiceAccess,
+  PRINCIPAL_EXTRA_KEY,
+  type Principal,
+  type Requirement,
+  requiredScopes,
+  type ServiceAccess,
+  type ToolDecisions,
+} from '@authsec/core';
+import {
+  type CallToolResult,
+  type GetPromptResult,
+  type Icon,
+  type Implementation,
+  McpServer,
+  type McpServerFactory,
+  type McpServerOptions,
+  type ReadResourceResult,
+  type RegisteredPrompt,
+  type RegisteredResource,
+  type RegisteredResourceTemplate,
+  type RegisteredTool,
+  type ResourceMetadata,
+  ResourceTemplate,
+  type ServerContext,
+  type StandardSchemaV1,
+  type StandardSchemaWithJSON,
+  type ToolAnnotations,
+} from '@modelcontextprotocol/server';
+import type { ZodRawShape } from 'zod';
+import { USER_INFO_KEY } from '../input-schema.js';
+import { errorResult, refusalResult } from '../result.js';
+import type { UserInfo } from '../types.js';
+import { toUserInfo } from '../user-info.js';
+
+/** Who may use a primitive: a requirement (`{}` = any authenticated caller), or `'public'` (anyone, even before login). */
+export type Access = Requirement | 'public';
+
+/** What a protected handler gets besides its arguments. */
+export interface AuthSecContext {
+  /** The caller's identity as the brief's `_user_info`; `undefined` only in a public primitive before login. */
+  readonly user: UserInfo | undefined;
+  /** The verified caller with effective claims; `undefined` only in a public primitive before login. */
+  readonly principal: Principal | undefined;
+  /** The caller's tenant. */
+  readonly tenant: string | undefined;
+  /** The tenant's stored service credentials, for this caller. */
+  readonly services: ServiceAccess;
+  /** The SDK's own request context (cancellation, notifications, `inputResponses`, the HTTP request). */
+  readonly sdk: ServerContext;
+}
+
+/** An input, output or argument schema as the SDK takes it: a Standard Schema (a zod 4 object) or a raw zod shape. */
+export type AuthSecSchema = StandardSchemaWithJSON | ZodRawShape;
+
+/** `registerTool`'s config of the SDK, with the tool's {@link Access}. */
+export interface AuthSecToolConfig {
+  readonly title?: string;
+  readonly description?: string;
+  readonly inputSchema?: AuthSecSchema;
+  readonly outputSchema?: AuthSecSchema;
+  readonly annotations?: ToolAnnotations;
+  readonly icons?: Icon[];
+  readonly _meta?: Record<string, unknown>;
+  /** Who may see and call the tool. Required: nothing is exposed by omission. */
+  readonly requirement: Access;
+}
+
+/** The validated arguments a schema describes: a Standard Schema's output, or the object of a raw zod shape. */
+export type ArgsOf<S> =
+  S extends StandardSchemaV1<unknown, infer Output>
+    ? Output
+    : S extends ZodRawShape
+      ? { [K in keyof S]: S[K] extends StandardSchemaV1<unknown, infer Output> ? Output : unknown }
+      : Record<string, unknown>;
+
+/** A tool handler: the validated arguments with `_user_info` added, and the {@link AuthSecContext}. */
+export type AuthSecToolHandler<S = AuthSecSchema> = (
+  args: ArgsOf<S> & { readonly [USER_INFO_KEY]?: UserInfo },
+  context: AuthSecContext,
+) => CallToolResult | Promise<CallToolResult>;
+
+/** `registerResource`'s metadata, with the resource's {@link Access}. */
+export type AuthSecResourceConfig = ResourceMetadata & { readonly requirement: Access };
+
+/** A resource read callback: the URI (and template variables), and the {@link AuthSecContext}. */
+export type AuthSecReadHandler = (
+  uri: URL,
+  variables: Record<string, string | string[]>,
+  context: AuthSecContext,
+) => ReadResourceResult | Promise<ReadResourceResult>;
+
+/** `registerPrompt`'s config of the SDK, with the prompt's {@link Access}. */
+export interface AuthSecPromptConfig {
+  readonly title?: string;
+  readonly description?: string;
+  readonly argsSchema?: AuthSecSchema;
+  readonly icons?: Icon[];
+  readonly _meta?: Record<string, unknown>;
+  readonly requirement: Access;
+}
+
+/** A prompt callback: the arguments and the {@link AuthSecContext}. */
+export type AuthSecPromptHandler = (
+  args: Record<string, unknown>,
+  context: AuthSecContext,
+) => GetPromptResult | Promise<GetPromptResult>;
+
+/** Options of {@link protect}. */
+export interface ProtectOptions {
+  /** The SDK's `McpServer` options for every instance (capabilities, instructions, cache hints, ...). */
+  readonly serverOptions?: McpServerOptions;
+  /** The `services` of a handler's context for a caller. Default: none (reads fail, and say why). */
+  readonly services?: (principal: Principal) => ServiceAccess;
+}
+
+/** A protected v2 server: declarations once, an `McpServer` per caller. See {@link protect}. */
+export interface ProtectedMcpServer {
+  /** The server's name and version. */
+  readonly info: Implementation;
+  /** The engine that decides. */
+  readonly authsec: AuthSec;
+  /** Declares a tool (the SDK's `registerTool`, plus `requirement`). A name declared twice is a `TypeError`. */
+  registerTool<S extends AuthSecSchema | undefined = undefined>(
+    name: string,
+    config: AuthSecToolConfig & { readonly inputSchema?: S },
+    handler: AuthSecToolHandler<S>,
+  ): void;
+  /** Declares a resource at a fixed URI or a URI template (the SDK's `registerResource`, plus `requirement`). */
+  registerResource(
+    name: string,
+    uriOrTemplate: string | ResourceTemplate,
+    config: AuthSecResourceConfig,
+    read: AuthSecReadHandler,
+  ): void;
+  /** Declares a prompt (the SDK's `registerPrompt`, plus `requirement`). */
+  registerPrompt(name: string, config: AuthSecPromptConfig, handler: AuthSecPromptHandler): void;
+  /**
+   * A fresh `McpServer` holding what `principal` may see (the public primitives only without one). The SDK's
+   * `createMcpHandler` and `serveStdio` want one per request or connection: see {@link ProtectedMcpServer.factory}.
+   */
+  instance(principal: Principal | undefined): McpServer;
+  /**
+   * Brings a long-lived instance (a legacy session, a stdio connection) up to date with `principal`: what it may
+   * now see is registered, what it may no longer see is removed, and the SDK sends the `list_changed`
+   * notifications. Returns whether anything changed.
+   */
+  sync(server: McpServer, principal: Principal | undefined): boolean;
+  /**
+   * The SDK's `McpServerFactory`: the caller is the verified principal in the request's `authInfo`
+   * (`extra.principal`, as AuthSec's endpoints and verifier set it). For `createMcpHandler(server.factory)`.
+   */
+  readonly factory: McpServerFactory;
+  /** Scopes named by the declared requirements (the metadata's default `scopes_supported`). */
+  readonly scopesSupported: readonly string[];
+}
+
+type Kind = 'tool' | 'resource' | 'prompt';
+
+interface Declaration {
+  readonly kind: Kind;
+  readonly name: string;
+  readonly access: 'public' | CompiledRequirement;
+  /** Registers it on an instance, for the caller of that instance. */
+  register(
+    server: McpServer,
+    caller: Caller,
+  ): RegisteredTool | RegisteredResource | RegisteredResourceTemplate | RegisteredPrompt;
+}
+
+/** The caller an instance was built for, updated by `sync` (a legacy session's token is renewed). */
+interface Caller {
+  principal: Principal | undefined;
+}
+
+interface InstanceState {
+  readonly caller: Caller;
+  readonly registered: Map<string, { remove(): void }>;
+}
+
+const states = new WeakMap<McpServer, InstanceState>();
+
+function principalFrom(
+  ctx: ServerContext | { authInfo?: { extra?: Record<string, unknown> } } | undefined,
+): Principal | undefined {
+  const authInfo =
+    ctx && 'http' in ctx
+      ? ctx.http?.authInfo
+      : (ctx as { authInfo?: { extra?: Record<string, unknown> } } | undefined)?.authInfo;
+  const value = authInfo?.extra?.[PRINCIPAL_EXTRA_KEY];
+  return typeof value === 'object' && value !== null && typeof (value as Principal).subject === 'string'
+    ? (value as Principal)
+    : undefined;
+}
+
+function decisionsFrom(ctx: ServerContext): ToolDecisions | undefined {
+  const value = ctx.http?.authInfo?.extra?.[DECISIONS_EXTRA_KEY];
+  return value instanceof Map ? (value as ToolDecisions) : undefined;
+}
+
+const MAX_ECHOED_NAME = 128;
+const echo = (name: string) =>
+  name.length > MAX_ECHOED_NAME ? `${name.slice(0, MAX_ECHOED_NAME)}...` : name;
+
+/**
+ * Protects an MCP SDK v2 server: `protect(authsec, { name, version })` replaces `new McpServer({ name, version })`,
+ * and each `registerTool`/`registerResource`/`registerPrompt` takes one more field, `requirement`. Serve it with
+ * `createMcpV2HttpHandler` (both eras, over the request pipeline) or with the SDK's own entries through
+ * {@link ProtectedMcpServer.factory}. Misconfiguration is a `TypeError` here.
+ */
+export function protect(
+  authsec: AuthSec,
+  info: Implementation,
+  options: ProtectOptions = {},
+): ProtectedMcpServer {
+  if (typeof authsec?.authorizeTool !== 'function')
+    throw new TypeError('protect: authsec must be an engine from createAuthSec()');
+  if (typeof info?.name !== 'string' || info.name === '' || typeof info.version !== 'string')
+    throw new TypeError('protect: info needs a name and a version');
+  const declarations = new Map<string, Declaration>();
+  const scopes = new Set<string>();
+  const servicesFor = (principal: Principal | undefined): ServiceAccess =>
+    principal && options.services ? options.services(principal) : noServiceAccess;
+
+  const declare = (kind: Kind, name: string, access: Access, register: Declaration['register']): void => {
+    if (typeof name !== 'string' || name === '') throw new TypeError(`protect: a ${kind} needs a name`);
+    const key = `${kind}:${name}`;
+    if (declarations.has(key)) throw new TypeError(`protect: the ${kind} '${name}' is declared twice`);
+    if (access === undefined || access === null)
+      throw new TypeError(
+        `protect: the ${kind} '${name}' needs a requirement ({} for any authenticated caller, 'public' for anyone)`,
+      );
+    let compiled: Declaration['access'] = 'public';
+    if (access !== 'public') {
+      compiled = authsec.compile(access, name);
+      // Tools go into the engine's registry: the request pipeline decides their calls before the server runs.
+      if (kind === 'tool') authsec.tools.register(name, access, name);
+      for (const scope of requiredScopes(compiled)) scopes.add(scope);
+    }
+    declarations.set(key, { kind, name, access: compiled, register });
+  };
+
+  const visible = (declaration: Declaration, principal: Principal | undefined): boolean =>
+    declaration.access === 'public' ||
+    (principal !== undefined && authsec.can(principal, declaration.access));
+
+  const contextFor = (caller: Caller, sdk: ServerContext): AuthSecContext => {
+    const principal = principalFrom(sdk) ?? caller.principal;
+    return {
+      user: principal ? toUserInfo(principal) : undefined,
+      principal,
+      tenant: principal?.tenantId,
+      services: servicesFor(principal),
+      sdk,
+    };
+  };
+
+  /** Authorizes a read or get when it runs (hidden is not forbidden): audited, a refusal thrown. */
+  const authorizeUse = (
+    declaration: Declaration,
+    principal: Principal | undefined,
+    action: 'resource.read' | 'prompt.get',
+  ): void => {
+    if (declaration.access === 'public') return;
+    if (principal === undefined) throw new Error('Authentication required');
+    try {
+      authsec.authorize(principal, declaration.access, declaration.name);
+      authsec.audit({ action, decision: 'allow', principal, target: declaration.name });
+    } catch (error) {
+      authsec.audit({
+        action,
+        decision: 'deny',
+        principal,
+        target: declaration.name,
+        ...(isAuthSecError(error) ? { reason: error.code } : {}),
+      });
+      throw error;
+    }
+  };
+
+  const server: ProtectedMcpServer = {
+    info,
+    authsec,
+    registerTool(name, config, handler) {
+      if (typeof handler !== 'function') throw new TypeError(`protect: the tool '${name}' needs a handler`);
+      const { requirement, ...sdkConfig } = config;
+      declare('tool', name, requirement, (mcp, caller) =>
+        (mcp.registerTool as (n: string, c: unknown, cb: unknown) => RegisteredTool)(
+          name,
+          sdkConfig,
+          async (args: Record<string, unknown>, sdk: ServerContext) => {
+            const context = contextFor(caller, sdk);
+            const { [USER_INFO_KEY]: _forged, ...rest } = (args ?? {}) as Record<string, unknown>;
+            if (requirement !== 'public') {
+              const refusal = decideCall(authsec, name, rest, context.principal, sdk);
+              if (refusal !== undefined) return refusal;
+            }
+            try {
+              const input = context.user ? { ...rest, [USER_INFO_KEY]: context.user } : rest;
+              return await handler(input as Parameters<typeof handler>[0], context);
+            } catch (error) {
+              return failure(authsec, name, error);
+            }
+          },
+        ),
+      );
+    },
+    registerResource(name, uriOrTemplate, config, read) {
+      if (typeof read !== 'function')
+        throw new TypeError(`protect: the resource '${name}' needs a read callback`);
+      const { requirement, ...metadata } = config;
+      declare('resource', name, requirement, (mcp, caller) => {
+        const self = declarations.get(`resource:${name}`)!;
+        if (typeof uriOrTemplate === 'string') {
+          return mcp.registerResource(name, uriOrTemplate, metadata, async (uri: URL, sdk: ServerContext) => {
+            const context = contextFor(caller, sdk);
+            authorizeUse(self, context.principal, 'resource.read');
+            return read(uri, {}, context);
+          });
+        }
+        return mcp.registerResource(
+          name,
+          uriOrTemplate,
+          metadata,
+          async (uri: URL, variables: Record<string, string | string[]>, sdk: ServerContext) => {
+            const context = contextFor(caller, sdk);
+            authorizeUse(self, context.principal, 'resource.read');
+            return read(uri, variables, context);
+          },
+        );
+      });
+    },
+    registerPrompt(name, config, handler) {
+      if (typeof handler !== 'function') throw new TypeError(`protect: the prompt '${name}' needs a handler`);
+      const { requirement, ...sdkConfig } = config;
+      declare('prompt', name, requirement, (mcp, caller) => {
+        const self = declarations.get(`prompt:${name}`)!;
+        return (mcp.registerPrompt as (n: string, c: unknown, cb: unknown) => RegisteredPrompt)(
+          name,
+          sdkConfig,
+          async (...params: unknown[]) => {
+            // The SDK passes (args, ctx) for a prompt with arguments and (ctx) for one without.
+            const sdk = params[params.length - 1] as ServerContext;
+            const args = params.length > 1 ? (params[0] as Record<string, unknown>) : {};
+            const context = contextFor(caller, sdk);
+            authorizeUse(self, context.principal, 'prompt.get');
+            return handler(args, context);
+          },
+        );
+      });
+    },
+    instance(principal) {
+      const mcp = new McpServer(info, options.serverOptions);
+      const state: InstanceState = { caller: { principal }, registered: new Map() };
+      states.set(mcp, state);
+      for (const [key, declaration] of declarations) {
+        if (visible(declaration, principal))
+          state.registered.set(key, declaration.register(mcp, state.caller));
+      }
+      return mcp;
+    },
+    sync(mcp, principal) {
+      const state = states.get(mcp);
+      if (state === undefined) throw new TypeError('sync: this McpServer was not made by instance()');
+      state.caller.principal = principal;
+      let changed = false;
+      for (const [key, declaration] of declarations) {
+        const shown = state.registered.get(key);
+        const should = visible(declaration, principal);
+        if (should && shown === undefined) {
+          state.registered.set(key, declaration.register(mcp, state.caller));
+          changed = true;
+        } else if (!should && shown !== undefined) {
+          // Removed, not disabled: the SDK answers a disabled tool differently from an unknown one.
+          shown.remove();
+          state.registered.delete(key);
+          changed = true;
+        }
+      }
+      return changed;
+    },
+    factory: (ctx) => server.instance(principalFrom(ctx)),
+    get scopesSupported() {
+      return Object.freeze([...scopes]);
+    },
+  };
+  return server;
+}
+
+/**
+ * The decision for a tool call: the request pipeline's when it took one for this request (HTTP: decided and
+ * audited once), else decided and audited here (stdio, the SDK's own entries). A refusal is an `isError`
+ * result naming the code; `undefined` lets the handler run.
+ */
+function decideCall(
+  authsec: AuthSec,
+  name: string,
+  args: Record<string, unknown>,
+  principal: Principal | undefined,
+  sdk: ServerContext,
+): CallToolResult | undefined {
+  if (principal === undefined)
+    return errorResult('Authentication required', {
+      'authsec/error': { code: 'TOKEN_MISSING' },
+    }) as CallToolResult;
+  const decided = decisionsFrom(sdk)?.get(sdk.mcpReq.id);
+  try {
+    if (decided?.tool === name) {
+      if (decided.error !== undefined) throw decided.error;
+    } else {
+      authsec.authorizeTool(principal, { tool: name, arguments: args });
+    }
+    return undefined;
+  } catch (error) {
+    return failure(authsec, name, error);
+  }
+}
+
+function failure(authsec: AuthSec, name: string, error: unknown): CallToolResult {
+  if (isAuthSecError(error)) {
+    if (error.code === 'SERVICE_UNAVAILABLE') {
+      authsec.logger.warn('A dependency is unavailable; the call was refused', { tool: echo(name) });
+      return errorResult('The service is temporarily unavailable; try again later.', {
+        'authsec/error': { code: 'SERVICE_UNAVAILABLE' },
+      }) as CallToolResult;
+    }
+    if (error.expose) return refusalResult(error as AuthSecError) as CallToolResult;
+  }
+  authsec.logger.error('Tool failed', { tool: echo(name), cause: String(error) });
+  return errorResult('Tool failed') as CallToolResult;
+}
+
+export { ResourceTemplate };

@@ -1,0 +1,363 @@
+import { Client, InsufficientScopeError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as z from 'zod';
+import type { RunningHttpServer } from '../../src/http.js';
+import {
+  type ProtectedMcpServer,
+  protect,
+  ResourceTemplate,
+  startMcpV2HttpServer,
+} from '../../src/v2/index.js';
+import { ALICE, ALICE_TOOLS, JOHN, JOHN_TOOLS, SAMPLE_TOOLS } from '../fixtures/sample-tools.js';
+import { createTestEngine, type TestEngine } from '../helpers/app.js';
+import { freePort } from '../helpers/http.js';
+
+type Era = 'modern' | 'legacy';
+const ERAS: readonly Era[] = ['modern', 'legacy'];
+
+interface Deployment {
+  readonly engine: TestEngine;
+  readonly server: ProtectedMcpServer;
+  readonly http: RunningHttpServer;
+  readonly url: string;
+}
+
+function declare(engine: TestEngine): ProtectedMcpServer {
+  const server = protect(engine.authsec, { name: 'v2-test', version: '1.0.0' });
+  for (const [name, requirement] of Object.entries(SAMPLE_TOOLS)) {
+    server.registerTool(
+      name,
+      {
+        description: `The ${name} tool`,
+        inputSchema: z.object({ note: z.string().optional() }),
+        requirement,
+      },
+      async (args, context) => ({
+        content: [{ type: 'text', text: `${name} by ${args._user_info?.email} in ${context.tenant}` }],
+      }),
+    );
+  }
+  server.registerTool('status', { description: 'Public', requirement: 'public' }, async (_args, context) => ({
+    content: [
+      { type: 'text', text: context.principal ? `signed in as ${context.principal.subject}` : 'anonymous' },
+    ],
+  }));
+  server.registerResource(
+    'reports',
+    'acme://reports/q3',
+    { description: 'Quarterly report', mimeType: 'text/plain', requirement: { roles: ['admin'] } },
+    async (uri) => ({ contents: [{ uri: uri.href, text: 'Q3: fine' }] }),
+  );
+  server.registerResource(
+    'projects',
+    new ResourceTemplate('acme://projects/{id}', { list: undefined }),
+    { description: 'A project', requirement: { resources: ['projects'] } },
+    async (uri, variables) => ({ contents: [{ uri: uri.href, text: `project ${variables.id}` }] }),
+  );
+  server.registerPrompt(
+    'review',
+    {
+      description: 'Review a change',
+      argsSchema: z.object({ change: z.string() }),
+      requirement: { roles: ['admin'] },
+    },
+    async ({ change }) => ({
+      messages: [{ role: 'user', content: { type: 'text', text: `Review ${change}` } }],
+    }),
+  );
+  return server;
+}
+
+async function deploy(options: { stateless?: boolean } = {}): Promise<Deployment> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/mcp`;
+  const engine = createTestEngine({ audience: url });
+  const server = declare(engine);
+  const http = await startMcpV2HttpServer({
+    server,
+    authsec: engine.authsec,
+    port,
+    authorizationServers: [engine.issuer.issuer],
+    ...(options.stateless ? { stateless: true } : {}),
+  });
+  return { engine, server, http, url };
+}
+
+const open: Client[] = [];
+async function connect(url: string, token: string, era: Era): Promise<Client> {
+  const client = new Client(
+    { name: 'v2-oracle', version: '1.0.0' },
+    era === 'modern' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {},
+  );
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  });
+  await client.connect(transport);
+  open.push(client);
+  return client;
+}
+afterEach(async () => {
+  await Promise.allSettled(open.splice(0).map((c) => c.close()));
+});
+
+const text = (result: unknown) => (result as { content: { text?: string }[] }).content[0]?.text;
+
+describe.each(ERAS)('MCP SDK v2 over Streamable HTTP, %s era', (era) => {
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await deploy();
+  });
+  afterAll(async () => {
+    await d.http.close();
+  });
+
+  it('negotiates the era the client asks for', async () => {
+    const client = await connect(d.url, d.engine.token(JOHN), era);
+    expect(client.getProtocolEra()).toBe(era);
+    const version = client.getNegotiatedProtocolVersion();
+    if (era === 'modern') expect(version).toBe('2026-07-28');
+    else expect(version).toMatch(/^2025-/);
+    // The legacy era keeps a session (bound to its subject); 2026-07-28 has none.
+    const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId;
+    if (era === 'modern') expect(sessionId).toBeUndefined();
+    else expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('lists exactly the tools each caller may use (and the public ones)', async () => {
+    const john = await connect(d.url, d.engine.token(JOHN), era);
+    const alice = await connect(d.url, d.engine.token(ALICE), era);
+    const names = async (client: Client) => (await client.listTools()).tools.map((t) => t.name).sort();
+    expect(await names(john)).toEqual([...JOHN_TOOLS, 'status'].sort());
+    expect(await names(alice)).toEqual([...ALICE_TOOLS, 'status'].sort());
+  });
+
+  it('runs an allowed call with _user_info and the context, audited once', async () => {
+    const john = await connect(d.url, d.engine.token(JOHN), era);
+    const before = d.engine.sink.events.length;
+    expect(text(await john.callTool({ name: 'admin_panel', arguments: { note: 'x' } }))).toBe(
+      'admin_panel by john@company.com in acme-corp',
+    );
+    const calls = d.engine.sink.events.slice(before).filter((e) => e.action === 'tool.call');
+    expect(calls.map((e) => [e.target, e.decision])).toEqual([['admin_panel', 'allow']]);
+  });
+
+  it('answers a hidden tool exactly like one that does not exist, and audits the denial', async () => {
+    const alice = await connect(d.url, d.engine.token(ALICE), era);
+    const attempt = async (name: string) => {
+      try {
+        const result = await alice.callTool({ name, arguments: {} });
+        return JSON.stringify(result).replaceAll(name, '<name>');
+      } catch (error) {
+        return String((error as Error).message).replaceAll(name, '<name>');
+      }
+    };
+    const hidden = await attempt('admin_panel');
+    const unknown = await attempt('no_such_tool');
+    expect(hidden).toBe(unknown);
+    expect(hidden).toMatch(/not found/i);
+    expect(d.engine.sink.events).toContainEqual(
+      expect.objectContaining({
+        action: 'tool.call',
+        target: 'admin_panel',
+        decision: 'deny',
+        reason: 'PERMISSION_DENIED',
+      }),
+    );
+  });
+
+  it('steps up with 403 insufficient_scope before the handler runs', async () => {
+    const readOnly = await connect(d.url, d.engine.token({ ...JOHN, sub: 'ro', scope: 'read' }), era);
+    const before = d.engine.sink.events.length;
+    const error = await readOnly.callTool({ name: 'create_resource', arguments: {} }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InsufficientScopeError);
+    expect(String((error as Error).message)).toContain('write');
+    const calls = d.engine.sink.events.slice(before).filter((e) => e.action === 'tool.call');
+    expect(calls.map((e) => [e.target, e.decision, e.reason])).toEqual([
+      ['create_resource', 'deny', 'INSUFFICIENT_SCOPE'],
+    ]);
+  });
+
+  it('hides and refuses resources and prompts like tools', async () => {
+    const john = await connect(d.url, d.engine.token(JOHN), era);
+    const alice = await connect(d.url, d.engine.token(ALICE), era);
+    expect((await john.listResources()).resources.map((r) => r.uri)).toEqual(['acme://reports/q3']);
+    expect((await john.readResource({ uri: 'acme://reports/q3' })).contents[0]).toMatchObject({
+      text: 'Q3: fine',
+    });
+    expect((await john.readResource({ uri: 'acme://projects/7' })).contents[0]).toMatchObject({
+      text: 'project 7',
+    });
+    expect((await john.listPrompts()).prompts.map((p) => p.name)).toEqual(['review']);
+    expect((await john.getPrompt({ name: 'review', arguments: { change: 'PR 1' } })).messages).toHaveLength(
+      1,
+    );
+    // Alice holds neither the admin role nor the projects resource: her server never heard of them.
+    const failure = (promise: Promise<unknown>, name: string) =>
+      promise.then(
+        (value) => `resolved ${JSON.stringify(value)}`,
+        // The request id differs from one request to the next; nothing else may.
+        (e: unknown) =>
+          String((e as Error).message)
+            .replaceAll(name, '<name>')
+            .replace(/"id":\d+/, '"id":_'),
+      );
+    expect((await alice.listResources()).resources).toEqual([]);
+    expect((await alice.listPrompts()).prompts).toEqual([]);
+    const hiddenRead = await failure(alice.readResource({ uri: 'acme://reports/q3' }), 'acme://reports/q3');
+    expect(hiddenRead).toBe(
+      await failure(alice.readResource({ uri: 'acme://nothing/here' }), 'acme://nothing/here'),
+    );
+    expect(hiddenRead).toMatch(/not found/i);
+    const hiddenPrompt = await failure(
+      alice.getPrompt({ name: 'review', arguments: { change: 'x' } }),
+      'review',
+    );
+    expect(hiddenPrompt).toBe(
+      await failure(alice.getPrompt({ name: 'nope', arguments: { change: 'x' } }), 'nope'),
+    );
+    expect(hiddenPrompt).toMatch(/not found/i);
+  });
+});
+
+describe('MCP SDK v2 endpoint, both eras', () => {
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await deploy();
+  });
+  afterAll(async () => {
+    await d.http.close();
+  });
+
+  it('refuses a request without a token with 401 and the challenge, in either era', async () => {
+    const modern = await fetch(d.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'server/discover', params: {} }),
+    });
+    expect(modern.status).toBe(401);
+    expect(modern.headers.get('www-authenticate')).toContain('resource_metadata=');
+    expect(await modern.json()).toMatchObject({ code: 'TOKEN_MISSING' });
+  });
+
+  it('serves 2026-07-28 without sessions: no Mcp-Session-Id, and private cache scope on per-caller lists', async () => {
+    const response = await fetch(d.url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${d.engine.token(ALICE)}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/list',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/list',
+        params: {
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('mcp-session-id')).toBeNull();
+    const body = (await response.json()) as { result: { tools: { name: string }[]; cacheScope?: string } };
+    expect(body.result.tools.map((t) => t.name).sort()).toEqual([...ALICE_TOOLS, 'status'].sort());
+    expect(body.result.cacheScope).toBe('private');
+  });
+
+  it('binds a legacy session to its subject: another subject gets 404', async () => {
+    const john = await connect(d.url, d.engine.token(JOHN), 'legacy');
+    const sessionId = (john.transport as StreamableHTTPClientTransport).sessionId;
+    expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    const stolen = await fetch(d.url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${d.engine.token(ALICE)}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sessionId!,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+    });
+    expect(stolen.status).toBe(404);
+    expect(d.http.handler.sessionCount).toBeGreaterThan(0);
+  });
+
+  it('with stateless, serves the legacy era without sessions', async () => {
+    const s = await deploy({ stateless: true });
+    try {
+      const alice = await connect(s.url, s.engine.token(ALICE), 'legacy');
+      expect((await alice.listTools()).tools.map((t) => t.name).sort()).toEqual(
+        [...ALICE_TOOLS, 'status'].sort(),
+      );
+      expect(s.http.handler.sessionCount).toBe(0);
+    } finally {
+      await s.http.close();
+    }
+  });
+
+  it('takes raw zod shapes, and passes title, annotations and outputSchema through', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}/mcp`;
+    const engine = createTestEngine({ audience: url });
+    const server = protect(engine.authsec, { name: 'shapes', version: '1.0.0' });
+    server.registerTool(
+      'add',
+      {
+        title: 'Add two numbers',
+        annotations: { readOnlyHint: true },
+        inputSchema: { a: z.number(), b: z.number() },
+        outputSchema: { sum: z.number() },
+        requirement: {},
+      },
+      async (args) => {
+        const sum: number = args.a + args.b;
+        return { content: [{ type: 'text', text: String(sum) }], structuredContent: { sum } };
+      },
+    );
+    const http = await startMcpV2HttpServer({
+      server,
+      authsec: engine.authsec,
+      port,
+      authorizationServers: [engine.issuer.issuer],
+    });
+    try {
+      for (const era of ERAS) {
+        const client = await connect(url, engine.token(ALICE), era);
+        const [tool] = (await client.listTools()).tools;
+        expect(tool).toMatchObject({
+          name: 'add',
+          title: 'Add two numbers',
+          annotations: { readOnlyHint: true },
+        });
+        expect(tool?.outputSchema).toMatchObject({ properties: { sum: { type: 'number' } } });
+        const result = await client.callTool({ name: 'add', arguments: { a: 2, b: 3 } });
+        expect(result.structuredContent).toEqual({ sum: 5 });
+        const bad = await client.callTool({ name: 'add', arguments: { a: 'two', b: 3 } });
+        expect(bad.isError).toBe(true);
+      }
+    } finally {
+      await http.close();
+    }
+  });
+
+  it('refuses misconfiguration with TypeErrors', async () => {
+    const engine = createTestEngine();
+    const server = protect(engine.authsec, { name: 'x', version: '1' });
+    expect(() =>
+      server.registerTool('a', { requirement: undefined as never }, async () => ({ content: [] })),
+    ).toThrow(TypeError);
+    server.registerTool('a', { requirement: {} }, async () => ({ content: [] }));
+    expect(() => server.registerTool('a', { requirement: {} }, async () => ({ content: [] }))).toThrow(
+      /twice/,
+    );
+    expect(() => protect(undefined as never, { name: 'x', version: '1' })).toThrow(TypeError);
+  });
+});
