@@ -12,8 +12,10 @@ import {
   createResourceServer,
   type ErrorResponse,
   isLoopbackHost,
+  type PipelineForward,
   type PipelineResponse,
   type Principal,
+  type RequestPipeline,
   type RequestPolicyOptions,
   type ResourceServer,
   type ResourceServerOptions,
@@ -211,7 +213,6 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     maxSessions: options.maxSessions,
     maxSessionsPerSubject: options.maxSessionsPerSubject,
   });
-  const logger = rs.logger;
 
   const handleStateless = async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
@@ -238,38 +239,69 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     });
 
   const handle = async (req: McpEndpointRequest, res: ServerResponse): Promise<void> => {
-    const result = await pipeline.handle({
-      method: req.method ?? 'GET',
-      headers: req.headers,
-      rawHeaders: req.rawHeaders,
-      remoteAddress: req.socket.remoteAddress,
-      ...(req.method === 'POST'
-        ? { body: req.body !== undefined ? { parsed: req.body } : { stream: req } }
-        : {}),
-    });
-    if (result.kind === 'respond') {
-      sendErrorResponse(res, result.response);
-      // What was not read of an oversized body is discarded, so the client reads the 413 before the close.
-      if (result.response.discardBody) req.resume();
-      return;
-    }
-    for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
-    if (result.authInfo !== undefined) req.auth = result.authInfo;
-    if (stateless) return handleStateless(req, res, result.message);
-    return handleStateful(req, res, result.message, result.principal);
+    const admitted = await admit(pipeline, req, res);
+    if (admitted === undefined) return;
+    if (admitted.authInfo !== undefined) req.auth = admitted.authInfo;
+    if (stateless) return handleStateless(req, res, admitted.message);
+    return handleStateful(req, res, admitted.message, admitted.principal);
   };
+  return toEndpoint(
+    handle,
+    pipeline,
+    () => sessions.size,
+    () => sessions.closeAll(),
+  );
+}
 
+/**
+ * Runs core's request pipeline for a `node:http` request: writes its response and returns `undefined` when it
+ * answers (a refusal, a preflight), else sets its headers (CORS) and returns what to forward to the SDK.
+ */
+export async function admit(
+  pipeline: RequestPipeline,
+  req: McpEndpointRequest,
+  res: ServerResponse,
+): Promise<PipelineForward | undefined> {
+  const result = await pipeline.handle({
+    method: req.method ?? 'GET',
+    headers: req.headers,
+    rawHeaders: req.rawHeaders,
+    remoteAddress: req.socket.remoteAddress,
+    ...(req.method === 'POST'
+      ? { body: req.body !== undefined ? { parsed: req.body } : { stream: req } }
+      : {}),
+  });
+  if (result.kind === 'respond') {
+    sendErrorResponse(res, result.response);
+    // What was not read of an oversized body is discarded, so the client reads the 413 before the close.
+    if (result.response.discardBody) req.resume();
+    return undefined;
+  }
+  for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+  return result;
+}
+
+/**
+ * An {@link McpEndpoint} from its request handler: it never rejects (a failure is logged and answered with a
+ * JSON-RPC internal error, or ends a response already started), with its session count and `close`.
+ */
+export function toEndpoint(
+  handle: (req: McpEndpointRequest, res: ServerResponse) => Promise<void>,
+  pipeline: RequestPipeline,
+  sessionCount: () => number,
+  close: () => Promise<void>,
+): McpEndpoint {
+  const logger = pipeline.resourceServer.logger;
   const endpoint = (req: McpEndpointRequest, res: ServerResponse): Promise<void> =>
     handle(req, res).catch((error: unknown) => {
       logger.error('MCP HTTP request failed', { cause: String(error) });
       if (!res.headersSent) sendErrorResponse(res, pipeline.internalError());
       else res.end();
     });
-
   // defineProperties, not Object.assign: assign would copy the getter's value once instead of the getter.
   return Object.defineProperties(endpoint, {
-    sessionCount: { get: () => sessions.size, enumerable: true },
-    close: { value: () => sessions.closeAll() },
+    sessionCount: { get: sessionCount, enumerable: true },
+    close: { value: close },
   }) as McpEndpoint;
 }
 

@@ -27,6 +27,7 @@ import {
   type McpServer,
 } from '@modelcontextprotocol/server';
 import {
+  admit,
   createMcpRoutes,
   listenHttp,
   type McpAdapter,
@@ -36,7 +37,7 @@ import {
   type McpHttpHandler,
   type McpSessionOptions,
   type RunningHttpServer,
-  sendErrorResponse,
+  toEndpoint,
   toHttpHandler,
 } from '../http.js';
 import { createSessionTable, type ServedSession, serveLegacySession } from '../sessions.js';
@@ -135,51 +136,30 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
   const handle = async (incoming: McpEndpointRequest, res: ServerResponse): Promise<void> => {
     // `auth` is ours to set (the pipeline's authInfo); the SDK's transports read it.
     const req = incoming as IncomingMessage & { body?: unknown; auth?: AuthInfo };
-    const result = await pipeline.handle({
-      method: req.method ?? 'GET',
-      headers: req.headers,
-      rawHeaders: req.rawHeaders,
-      remoteAddress: req.socket.remoteAddress,
-      ...(req.method === 'POST'
-        ? { body: req.body !== undefined ? { parsed: req.body } : { stream: req } }
-        : {}),
-    });
-    if (result.kind === 'respond') {
-      sendErrorResponse(res, result.response);
-      if (result.response.discardBody) req.resume();
-      return;
-    }
-    for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+    const admitted = await admit(pipeline, req, res);
+    if (admitted === undefined) return;
     const abort = new AbortController();
     res.once('close', () => abort.abort());
-    const request = await toWebRequest(req, result.message, { signal: abort.signal });
-    if (stateless || !(await isLegacyRequest(request, result.message))) {
+    const request = await toWebRequest(req, admitted.message, { signal: abort.signal });
+    if (stateless || !(await isLegacyRequest(request, admitted.message))) {
       const response = await modern.fetch(request, {
-        ...(result.authInfo ? { authInfo: result.authInfo } : {}),
-        ...(result.message === undefined ? {} : { parsedBody: result.message }),
+        ...(admitted.authInfo ? { authInfo: admitted.authInfo } : {}),
+        ...(admitted.message === undefined ? {} : { parsedBody: admitted.message }),
       });
       await writeResponse(res, response);
       return;
     }
-    if (result.authInfo !== undefined) req.auth = result.authInfo;
-    await serveLegacy(req, res, result.message, result.principal);
+    if (admitted.authInfo !== undefined) req.auth = admitted.authInfo;
+    await serveLegacy(req, res, admitted.message, admitted.principal);
   };
-
-  const endpoint = (req: McpEndpointRequest, res: ServerResponse): Promise<void> =>
-    handle(req, res).catch((error: unknown) => {
-      logger.error('MCP HTTP request failed', { cause: String(error) });
-      if (!res.headersSent) sendErrorResponse(res, pipeline.internalError());
-      else res.end();
-    });
-
-  return Object.defineProperties(endpoint, {
-    sessionCount: { get: () => sessions.size, enumerable: true },
-    close: {
-      value: async (): Promise<void> => {
-        await Promise.allSettled([modern.close(), sessions.closeAll()]);
-      },
+  return toEndpoint(
+    handle,
+    pipeline,
+    () => sessions.size,
+    async () => {
+      await Promise.allSettled([modern.close(), sessions.closeAll()]);
     },
-  }) as McpEndpoint;
+  );
 }
 
 /**
