@@ -6,9 +6,9 @@
  * about itself (a warning on every start) and is the ONLY place the suite's expected tools are registered.
  * Nothing here is exported by any published package or app.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { type AuthSec, createAuthSec, createLogger, type Principal } from '@authsec/core';
 import type { SampleHttpOpened } from '@authsec/sample-tools';
+import { conformanceKey } from './conformance-key.js';
 import { conformanceTools } from './conformance-tools.js';
 
 /** The warning every start of conformance mode logs. */
@@ -51,11 +51,8 @@ export function allowAllEngine(engine: AuthSec): AuthSec {
  * placeholder issuer, in the shape every sample app's mount receives.
  */
 export function openConformanceMode(resourceUrl: string): SampleHttpOpened {
-  // The engine needs an issuer key; no token is ever verified in this mode, so a throwaway one will do.
-  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'conformance', alg: 'ES256', use: 'sig' };
   const engine = createAuthSec({
-    issuers: [{ issuer: CONFORMANCE_ISSUER, keys: [jwk] }],
+    issuers: [{ issuer: CONFORMANCE_ISSUER, keys: [conformanceKey()] }],
     audience: resourceUrl,
     logger: createLogger({ level: 'warn' }),
   });

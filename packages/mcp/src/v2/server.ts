@@ -300,7 +300,10 @@ export function protect(
         (mcp.registerTool as (n: string, c: unknown, cb: unknown) => RegisteredTool)(
           name,
           sdkConfig,
-          async (args: Record<string, unknown>, sdk: ServerContext) => {
+          // The SDK passes (args, ctx) to a tool with an input schema and (ctx) to one without.
+          async (...params: unknown[]) => {
+            const sdk = params[params.length - 1] as ServerContext;
+            const args = params.length > 1 ? (params[0] as Record<string, unknown>) : {};
             const context = contextFor(caller, sdk);
             const { [USER_INFO_KEY]: _forged, ...rest } = (args ?? {}) as Record<string, unknown>;
             if (requirement !== 'public') {

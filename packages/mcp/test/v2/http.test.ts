@@ -139,6 +139,8 @@ describe.each(ERAS)('MCP SDK v2 over Streamable HTTP, %s era', (era) => {
     );
     const calls = d.engine.sink.events.slice(before).filter((e) => e.action === 'tool.call');
     expect(calls.map((e) => [e.target, e.decision])).toEqual([['admin_panel', 'allow']]);
+    // A tool without an input schema (the SDK then calls it with the context alone).
+    expect(text(await john.callTool({ name: 'status', arguments: {} }))).toBe('signed in as user-john');
   });
 
   it('answers a hidden tool exactly like one that does not exist, and audits the denial', async () => {

@@ -1,0 +1,346 @@
+/**
+ * The conformance suite's primitives on the MCP SDK v2 line (`@authsec/mcp/v2`), for conformance 0.2: the same
+ * tools as `conformance-tools.ts`, plus the resources, prompts and completion the 2026-07-28 requirement set
+ * reads. Written as any v2 tool author writes them (`protect()`, `requirement`, the SDK's own request context).
+ * Served ONLY in conformance mode (allow-all engine, loud warning), never by an app or a published package.
+ */
+import { createAuthSec, createLogger } from '@authsec/core';
+import type { RunningHttpServer } from '@authsec/mcp';
+import { type ProtectedMcpServer, protect, ResourceTemplate, startMcpV2HttpServer } from '@authsec/mcp/v2';
+import { completable, fromJsonSchema, type ServerContext } from '@modelcontextprotocol/server';
+import * as z from 'zod';
+import { allowAllEngine, CONFORMANCE_ISSUER } from './allow-all.js';
+import { conformanceKey } from './conformance-key.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
+const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=';
+const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] });
+// Conformance mode serves one fixed caller: every primitive is open to any authenticated caller.
+const ANYONE = {};
+
+async function elicit(
+  sdk: ServerContext,
+  message: string,
+  requestedSchema: Record<string, unknown>,
+): Promise<string> {
+  const result = await sdk.mcpReq.elicitInput({ mode: 'form', message, requestedSchema } as never);
+  return `action=${result.action}, content=${JSON.stringify(result.content ?? {})}`;
+}
+
+function declareTools(server: ProtectedMcpServer): void {
+  const plain = (name: string, description: string, result: () => ReturnType<typeof text> | object) =>
+    server.registerTool(name, { description, requirement: ANYONE }, async () => result() as never);
+  plain('test_simple_text', 'Returns simple text content', () =>
+    text('This is a simple text response for testing.'),
+  );
+  plain('test_image_content', 'Returns image content', () => ({
+    content: [{ type: 'image', data: PNG, mimeType: 'image/png' }],
+  }));
+  plain('test_audio_content', 'Returns audio content', () => ({
+    content: [{ type: 'audio', data: WAV, mimeType: 'audio/wav' }],
+  }));
+  plain('test_embedded_resource', 'Returns an embedded resource', () => ({
+    content: [
+      {
+        type: 'resource',
+        resource: {
+          uri: 'test://embedded-resource',
+          mimeType: 'text/plain',
+          text: 'This is an embedded resource content.',
+        },
+      },
+    ],
+  }));
+  plain('test_multiple_content_types', 'Returns text, image and resource content', () => ({
+    content: [
+      { type: 'text', text: 'Multiple content types test:' },
+      { type: 'image', data: PNG, mimeType: 'image/png' },
+      {
+        type: 'resource',
+        resource: {
+          uri: 'test://mixed-content-resource',
+          mimeType: 'application/json',
+          text: '{"test":"data","value":123}',
+        },
+      },
+    ],
+  }));
+  plain('test_error_handling', 'Always returns an error result', () => ({
+    isError: true,
+    content: [{ type: 'text', text: 'This tool intentionally returns an error for testing' }],
+  }));
+  server.registerTool(
+    'test_tool_with_logging',
+    { description: 'Sends log messages while running', requirement: ANYONE },
+    async (_args, { sdk }) => {
+      for (const data of ['Tool execution started', 'Tool processing data', 'Tool execution completed']) {
+        await sdk.mcpReq.log('info', data);
+        await sleep(50);
+      }
+      return text('Tool with logging executed successfully');
+    },
+  );
+  server.registerTool(
+    'test_tool_with_progress',
+    { description: 'Reports progress while running', requirement: ANYONE },
+    async (_args, { sdk }) => {
+      const progressToken = sdk.mcpReq._meta?.progressToken;
+      for (const progress of [0, 50, 100]) {
+        if (progressToken !== undefined) {
+          await sdk.mcpReq.notify({
+            method: 'notifications/progress',
+            params: { progressToken, progress, total: 100, message: `Completed step ${progress}` },
+          });
+        }
+        await sleep(50);
+      }
+      return text(String(progressToken ?? 'no progress token'));
+    },
+  );
+  server.registerTool(
+    'test_sampling',
+    {
+      description: 'Asks the client to sample',
+      inputSchema: z.object({ prompt: z.string() }),
+      requirement: ANYONE,
+    },
+    async ({ prompt }, { sdk }) => {
+      const result = await sdk.mcpReq.requestSampling({
+        messages: [{ role: 'user', content: { type: 'text', text: prompt } }],
+        maxTokens: 100,
+      });
+      const content = Array.isArray(result.content) ? result.content[0] : result.content;
+      return text(`LLM response: ${content?.type === 'text' ? content.text : 'No text response'}`);
+    },
+  );
+  server.registerTool(
+    'test_elicitation',
+    {
+      description: 'Asks the client for input',
+      inputSchema: z.object({ message: z.string() }),
+      requirement: ANYONE,
+    },
+    async ({ message }, { sdk }) =>
+      text(
+        `User response: ${await elicit(sdk, message, {
+          type: 'object',
+          properties: {
+            username: { type: 'string', description: "User's response" },
+            email: { type: 'string', description: "User's email address" },
+          },
+          required: ['username', 'email'],
+        })}`,
+      ),
+  );
+  const eliciting = (name: string, description: string, schema: Record<string, unknown>) =>
+    server.registerTool(name, { description, requirement: ANYONE }, async (_args, { sdk }) =>
+      text(`Elicitation completed: ${await elicit(sdk, description, schema)}`),
+    );
+  eliciting('test_elicitation_sep1034_defaults', 'Elicitation with a default for every primitive type', {
+    type: 'object',
+    properties: {
+      name: { type: 'string', description: 'User name', default: 'John Doe' },
+      age: { type: 'integer', description: 'User age', default: 30 },
+      score: { type: 'number', description: 'User score', default: 95.5 },
+      status: {
+        type: 'string',
+        description: 'User status',
+        enum: ['active', 'inactive', 'pending'],
+        default: 'active',
+      },
+      verified: { type: 'boolean', description: 'Verification status', default: true },
+    },
+  });
+  eliciting('test_elicitation_sep1330_enums', 'Elicitation with the five enum schema variants', {
+    type: 'object',
+    properties: {
+      untitledSingle: { type: 'string', enum: ['option1', 'option2', 'option3'] },
+      titledSingle: {
+        type: 'string',
+        oneOf: [
+          { const: 'value1', title: 'First Option' },
+          { const: 'value2', title: 'Second Option' },
+          { const: 'value3', title: 'Third Option' },
+        ],
+      },
+      legacyEnum: {
+        type: 'string',
+        enum: ['opt1', 'opt2', 'opt3'],
+        enumNames: ['Option One', 'Option Two', 'Option Three'],
+      },
+      untitledMulti: { type: 'array', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
+      titledMulti: {
+        type: 'array',
+        items: {
+          anyOf: [
+            { const: 'value1', title: 'First Choice' },
+            { const: 'value2', title: 'Second Choice' },
+            { const: 'value3', title: 'Third Choice' },
+          ],
+        },
+      },
+    },
+  });
+  server.registerTool(
+    'json_schema_2020_12_tool',
+    {
+      description: 'Tool with JSON Schema 2020-12 features',
+      inputSchema: fromJsonSchema({
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        type: 'object',
+        $defs: {
+          address: {
+            $anchor: 'addressDef',
+            type: 'object',
+            properties: { street: { type: 'string' }, city: { type: 'string' } },
+          },
+        },
+        properties: {
+          name: { type: 'string' },
+          address: { $ref: '#/$defs/address' },
+          contactMethod: { type: 'string', enum: ['phone', 'email'] },
+          phone: { type: 'string' },
+          email: { type: 'string' },
+        },
+        allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
+        if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+        then: { required: ['phone'] },
+        else: { required: ['email'] },
+        additionalProperties: false,
+      } as never),
+      requirement: ANYONE,
+    },
+    async (args) => text(`Received ${JSON.stringify(args)}`),
+  );
+}
+
+function declareResourcesAndPrompts(server: ProtectedMcpServer): void {
+  server.registerResource(
+    'static-text',
+    'test://static-text',
+    { mimeType: 'text/plain', requirement: ANYONE },
+    async (uri) => ({
+      contents: [
+        { uri: uri.href, mimeType: 'text/plain', text: 'This is the content of the static text resource.' },
+      ],
+    }),
+  );
+  server.registerResource(
+    'static-binary',
+    'test://static-binary',
+    { mimeType: 'image/png', requirement: ANYONE },
+    async (uri) => ({
+      contents: [{ uri: uri.href, mimeType: 'image/png', blob: PNG }],
+    }),
+  );
+  server.registerResource(
+    'watched-resource',
+    'test://watched-resource',
+    { mimeType: 'text/plain', requirement: ANYONE },
+    async (uri) => ({
+      contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'Watched resource content' }],
+    }),
+  );
+  server.registerResource(
+    'template',
+    new ResourceTemplate('test://template/{id}/data', { list: undefined }),
+    { mimeType: 'application/json', requirement: ANYONE },
+    async (uri, { id }) => ({
+      contents: [
+        {
+          uri: uri.href,
+          mimeType: 'application/json',
+          text: JSON.stringify({ id, templateTest: true, data: `Data for ID: ${id}` }),
+        },
+      ],
+    }),
+  );
+  const user = (content: Record<string, unknown>) => ({ role: 'user' as const, content: content as never });
+  server.registerPrompt(
+    'test_simple_prompt',
+    { description: 'A simple prompt', requirement: ANYONE },
+    async () => ({
+      messages: [user({ type: 'text', text: 'This is a simple prompt for testing.' })],
+    }),
+  );
+  server.registerPrompt(
+    'test_prompt_with_arguments',
+    {
+      description: 'A prompt with arguments',
+      argsSchema: z.object({
+        arg1: completable(z.string().describe('First test argument'), (value: string) => [
+          `${value}-1`,
+          `${value}-2`,
+        ]),
+        arg2: z.string().describe('Second test argument'),
+      }),
+      requirement: ANYONE,
+    },
+    async ({ arg1, arg2 }) => ({
+      messages: [user({ type: 'text', text: `Prompt with arguments: arg1='${arg1}', arg2='${arg2}'` })],
+    }),
+  );
+  server.registerPrompt(
+    'test_prompt_with_embedded_resource',
+    {
+      description: 'A prompt embedding a resource',
+      argsSchema: z.object({ resourceUri: z.string() }),
+      requirement: ANYONE,
+    },
+    async ({ resourceUri }) => ({
+      messages: [
+        user({
+          type: 'resource',
+          resource: {
+            uri: String(resourceUri),
+            mimeType: 'text/plain',
+            text: 'Embedded resource content for testing.',
+          },
+        }),
+        user({ type: 'text', text: 'Please process the embedded resource above.' }),
+      ],
+    }),
+  );
+  server.registerPrompt(
+    'test_prompt_with_image',
+    { description: 'A prompt with an image', requirement: ANYONE },
+    async () => ({
+      messages: [
+        user({ type: 'image', data: PNG, mimeType: 'image/png' }),
+        user({ type: 'text', text: 'Please analyze the image above.' }),
+      ],
+    }),
+  );
+}
+
+/** Starts the v2 node:http target (both eras at `/mcp`) in conformance mode on 127.0.0.1. */
+export async function startV2ConformanceTarget(): Promise<{ url: string; close(): Promise<void> }> {
+  const engine = createAuthSec({
+    issuers: [{ issuer: CONFORMANCE_ISSUER, keys: [conformanceKey()] }],
+    // The audience is never checked in this mode (no token is verified); the resource URL comes once bound.
+    audience: 'urn:authsec:conformance',
+    logger: createLogger({ level: 'warn' }),
+  });
+  const authsec = allowAllEngine(engine);
+  const server = protect(
+    authsec,
+    { name: 'authsec-conformance-v2', version: '1.0.0' },
+    { serverOptions: { capabilities: { logging: {}, completions: {} } } },
+  );
+  declareTools(server);
+  declareResourcesAndPrompts(server);
+  const http: RunningHttpServer = await startMcpV2HttpServer({
+    server,
+    authsec,
+    authorizationServers: [CONFORMANCE_ISSUER],
+  });
+  return {
+    url: http.url,
+    close: async () => {
+      await http.close();
+      await engine.close();
+    },
+  };
+}
