@@ -119,7 +119,7 @@ async function openBenchStorages(): Promise<{ name: string; storage: Storage; di
   }
   for (const { storage } of out) {
     await seedDemoTenant(storage.tenancy, storage.directory);
-    await storage.directory.admin.grant('acme-corp', 'user-42', { groups: ['devops'] });
+    await storage.directory.admin.grant('acme-corp', 'user-42', { groups: ['devops'] }, { issuer: ISSUER });
   }
   return out;
 }

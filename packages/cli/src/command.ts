@@ -111,6 +111,8 @@ export interface CommandContext {
   storage(): Promise<Storage>;
   /** The master key ring the storage was opened with. */
   masterKey(): Promise<MasterKeyRing>;
+  /** The trusted issuers `AUTHSEC_ISSUER` lists, in order; empty when it is not set. */
+  issuers(): readonly string[];
   /** The tenant's registry row; `tenant '<id>' does not exist` (exit 1) when there is none. */
   requireTenant(tenantId: string): Promise<TenantRecord>;
   /** Records a successful admin change in the tenant's audit log and waits until it is written. */

@@ -48,6 +48,7 @@ export function topHelp(table: readonly CommandEntry[], version: string): string
     '  AUTHSEC_DATA_DIR      data folder (embedded database, development master key)',
     '  AUTHSEC_MASTER_KEY    the key ring the servers use (audit chain, service credentials); required when NODE_ENV=production',
     '  AUTHSEC_VAULT_ADDR    HashiCorp Vault for service credentials (with AUTHSEC_VAULT_TOKEN or an AppRole); absent: the database',
+    '  AUTHSEC_ISSUER        the trusted issuer(s), comma-separated: the default --issuer of grant, revoke, check and migrate',
     '  AUTHSEC_LOG_LEVEL     debug, info, warn (default for this command), error or silent',
     '',
     'Exit codes: 0 done, 1 failed (including a failed audit verify), 2 usage, 130 interrupted.',

@@ -24,7 +24,7 @@ import { CommandFailure, EXIT, Interrupted, UsageError } from './errors.js';
 import { commandHelp, groupHelp, topHelp } from './help.js';
 import { type InputStream, readAll } from './input.js';
 import { cliLogLevel, createCliLogger } from './logger.js';
-import { createOutput, type TextSink } from './output.js';
+import { createOutput, jsonText, type TextSink, visible } from './output.js';
 import { type Invocation, parseInvocation } from './parse.js';
 
 export type { InputStream } from './input.js';
@@ -114,9 +114,9 @@ function describeFailure(error: unknown, env: CliIo['env']): Failure {
 
 function reportFailure(io: CliIo, json: boolean, failure: Failure, error: unknown, logger: Logger): void {
   if (json) {
-    io.stderr.write(`${JSON.stringify({ error: { code: failure.code, message: failure.message } })}\n`);
+    io.stderr.write(`${jsonText({ error: { code: failure.code, message: failure.message } })}\n`);
   } else {
-    io.stderr.write(`authsec: ${failure.message}\n`);
+    io.stderr.write(`authsec: ${visible(failure.message)}\n`);
     if (failure.exit === EXIT.usage) {
       io.stderr.write(`Run 'authsec help${failure.command ? ` ${failure.command}` : ''}' for usage.\n`);
     }
@@ -275,6 +275,7 @@ async function execute(
       return storage;
     },
     masterKey,
+    issuers: () => readConfig().issuers.map((i) => i.issuer),
     secrets() {
       secrets ??= openSecrets();
       return secrets;

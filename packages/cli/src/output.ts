@@ -5,20 +5,26 @@ export interface TextSink {
 
 /** Where a command's results go. Results on stdout; progress, warnings and errors on stderr. */
 export interface Output {
-  /** One JSON document (or one JSON line of a stream) on stdout. */
+  /** One JSON document (or one JSON line of a stream) on stdout; unsafe characters written as `\uXXXX`. */
   json(value: unknown): void;
-  /** One line of text on stdout (control characters made visible). */
+  /** One line of text on stdout (unsafe characters made visible, see {@link visible}). */
   line(text?: string): void;
-  /** An aligned table on stdout: a header row, then the rows. */
+  /** An aligned table on stdout: a header row, then the rows (every cell through {@link visible}). */
   table(headers: readonly string[], rows: readonly (readonly string[])[]): void;
-  /** One progress or note line on stderr. */
+  /** One progress or note line on stderr (through {@link visible}). */
   note(text: string): void;
 }
 
-// Names, subjects and audit fields come from the database and, ultimately, from other people: escape control
-// characters so that nothing printed can move the cursor, recolour or rewrite the terminal.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+// Names, subjects and audit fields come from the database and, ultimately, from other people: nothing printed
+// may move the cursor, recolour or rewrite the terminal (control characters), reorder what is shown
+// (bidirectional controls: `ad\u202Enimda` shows as another name) or hide (zero-width characters). The same set
+// as `hasUnsafeDisplayChars` of @authsec/core, which refuses them in new identifiers; rows stored before that,
+// or written below the API, still reach this.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g;
 
 /** True when `text` holds a control character (C0, DEL, C1, or a Unicode line or paragraph separator). */
 export function hasControlCharacters(text: string): boolean {
@@ -28,9 +34,20 @@ export function hasControlCharacters(text: string): boolean {
   return found;
 }
 
-/** `text` with every control character shown as `\uXXXX`. */
+/**
+ * `text` with every control, bidirectional-control and zero-width character shown as `\uXXXX`: the one escape
+ * every line, table, note and log line of the CLI goes through.
+ */
 export function visible(text: string): string {
-  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * `JSON.stringify(value)` with the same characters written as `\uXXXX` escapes: still valid JSON for the same
+ * value (outside strings, compact JSON holds none of them), but never raw on a terminal.
+ */
+export function jsonText(value: unknown): string {
+  return visible(JSON.stringify(value) ?? 'null');
 }
 
 /** Lines of an aligned table (two spaces between columns; the last column is not padded). */
@@ -49,7 +66,7 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 export function createOutput(stdout: TextSink, stderr: TextSink): Output {
   return {
     json(value) {
-      stdout.write(`${JSON.stringify(value)}\n`);
+      stdout.write(`${jsonText(value)}\n`);
     },
     line(text = '') {
       stdout.write(`${visible(text)}\n`);

@@ -69,9 +69,27 @@ function findEntry(table: readonly CommandEntry[], word: string): CommandEntry {
   );
 }
 
-function findCommand(group: CommandGroup, word: string): CommandSpec {
+/**
+ * The command of `group` that the words name, and how many words its name took: a command's name may be two
+ * words (`tenant issuer add`), which share their first word with their siblings (`issuer add|remove|list`).
+ */
+function findCommand(group: CommandGroup, word: string, next?: string): { spec: CommandSpec; words: number } {
+  if (next !== undefined && !next.startsWith('-')) {
+    const two = group.commands.find((c) => c.name === `${word} ${next}`);
+    if (two) return { spec: two, words: 2 };
+  }
   const spec = group.commands.find((c) => c.name === word);
-  if (spec) return spec;
+  if (spec) return { spec, words: 1 };
+  const siblings = group.commands
+    .filter((c) => c.name.startsWith(`${word} `))
+    .map((c) => c.name.slice(word.length + 1));
+  if (siblings.length > 0) {
+    const path = `${group.name} ${word}`;
+    if (next === undefined || next.startsWith('-')) {
+      throw new UsageError(`'${path}' needs a command: ${siblings.join(', ')}`, group.name);
+    }
+    throw new UsageError(`unknown ${path} command '${next}'${didYouMean(next, siblings)}`, group.name);
+  }
   throw new UsageError(
     `unknown ${group.name} command '${word}'${didYouMean(
       word,
@@ -90,12 +108,12 @@ function subcommandRequired(group: CommandGroup): UsageError {
 
 /** Resolves the words after `help` to what help should show. */
 function parseHelp(table: readonly CommandEntry[], words: readonly string[]): Invocation {
-  const [first, second] = words;
+  const [first, second, third] = words;
   if (first === undefined) return { kind: 'help', entry: undefined, command: undefined };
   const entry = findEntry(table, first);
   if (!isGroup(entry)) return { kind: 'help', entry, command: entry };
   if (second === undefined) return { kind: 'help', entry, command: undefined };
-  return { kind: 'help', entry, command: findCommand(entry, second) };
+  return { kind: 'help', entry, command: findCommand(entry, second, third).spec };
 }
 
 /**
@@ -142,9 +160,10 @@ export function parseInvocation(argv: readonly string[], table: readonly Command
       if (help || sub === '--help' || sub === '-h') return { kind: 'help', entry, command: undefined };
       throw subcommandRequired(entry);
     }
-    spec = findCommand(entry, sub);
+    const found = findCommand(entry, sub, argv[i + 1]);
+    spec = found.spec;
     name = `${entry.name} ${spec.name}`;
-    i++;
+    i += found.words;
   } else {
     spec = entry;
     name = entry.name;

@@ -55,7 +55,7 @@ describe.each(ENGINES)('golden path ($name)', ({ create }) => {
     }
     const granted = await run('grant', 'alice', '--tenant', 'acme', '--role', 'admin', '--scope', 'read');
     expect(granted.code, granted.stderr).toBe(0);
-    expect(granted.stdout).toContain("Granted 2 to 'alice' in tenant 'acme'");
+    expect(granted.stdout).toContain("Granted 2 to 'alice' of https://idp.test in tenant 'acme'");
 
     const scopes = await run('scope', 'list', '--tenant', 'acme');
     expect(scopes.code).toBe(0);
@@ -189,10 +189,10 @@ describe.each(ENGINES)('golden path ($name)', ({ create }) => {
       'group add engineering',
       'resource add projects',
       'permission add projects:deploy',
-      'grant alice --role admin --scope read',
+      'grant alice --issuer https://idp.test --role admin --scope read',
       'grant group:engineering --resource projects',
       'scope add deploy',
-      'revoke alice --role admin',
+      'revoke alice --issuer https://idp.test --role admin',
       'tenant disable acme',
       'tenant enable acme',
     ]);

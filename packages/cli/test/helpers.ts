@@ -18,6 +18,9 @@ if (!PG_URL) {
   process.stderr.write('skip: PG_URL not set: the real PostgreSQL variants of the CLI tests are skipped\n');
 }
 
+/** The issuer every engine's environment trusts (`AUTHSEC_ISSUER`). */
+export const TEST_ISSUER = 'https://idp.test';
+
 /** What one run of the command printed and returned. */
 export interface CliResult {
   readonly code: number;
@@ -104,7 +107,12 @@ function withDatabase(url: string, database: string): string {
 }
 
 function baseEnv(dataDir: string): Record<string, string> {
-  return { AUTHSEC_DATA_DIR: dataDir, AUTHSEC_MASTER_KEY: randomBytes(32).toString('base64') };
+  return {
+    AUTHSEC_DATA_DIR: dataDir,
+    AUTHSEC_MASTER_KEY: randomBytes(32).toString('base64'),
+    // The one trusted issuer: the default --issuer of grant, revoke, check and migrate.
+    AUTHSEC_ISSUER: TEST_ISSUER,
+  };
 }
 
 async function pgliteEngine(): Promise<Engine> {

@@ -36,7 +36,7 @@ describe('usage errors: exit 2, naming the command, flag or argument, before any
       "unknown command 'tenat'; did you mean 'tenant'?",
     ],
     ['unknown subcommand', ['role', 'ad', 'x'], "unknown role command 'ad'; did you mean 'add'?"],
-    ['missing subcommand', ['audit'], "'audit' needs a command: tail, verify"],
+    ['missing subcommand', ['audit'], "'audit' needs a command: tail, verify, checkpoint"],
     ['missing --tenant', ['role', 'list'], '--tenant is required'],
     ['--tenant without a value', ['role', 'list', '--tenant'], '--tenant needs a value'],
     ['unknown flag, nearest suggested', ['role', 'list', '--tenat', 'acme'], 'unknown flag --tenat'],
@@ -147,7 +147,7 @@ describe('help and version', () => {
     expect(a.code).toBe(0);
     expect(a.stdout).toBe(b.stdout);
     expect(a.stdout).toContain(
-      'Usage: authsec grant <subject> --tenant <tenant> [--role <role>]... [--group <group>]... [--scope <scope>]...',
+      'Usage: authsec grant <subject> --tenant <tenant> [--issuer <url>] [--role <role>]... [--group <group>]... [--scope <scope>]...',
     );
     const group = await cli(['tenant', '--help'], {});
     expect(group.stdout).toContain('authsec tenant create <tenant> [--placement schema|database] [--json]');

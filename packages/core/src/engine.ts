@@ -49,7 +49,9 @@ export interface AuthSec<M = unknown> {
   /**
    * Verifies a bearer token and returns the caller's frozen principal with effective claims. Throws
    * `TOKEN_*`, `TENANT_UNKNOWN` or `SERVICE_UNAVAILABLE`. A repeated token is served from the verified-token
-   * cache (never past its `exp`).
+   * cache (never past its `exp`). While an audit sink is not `accepting` (see `AuditSink.accepting`), this,
+   * `authorize` and `authorizeTool` refuse with `SERVICE_UNAVAILABLE` (`details.dependency: 'audit'`) before
+   * deciding anything.
    */
   authenticate(token: string): Promise<Principal>;
   /**
@@ -74,7 +76,11 @@ export interface AuthSec<M = unknown> {
    * not forbidden: every call is checked again, whatever a list showed.
    */
   authorizeTool(principal: Principal, call: ToolCallInput): ToolDefinition<M>;
-  /** Records an audit event (never a token, secret or claim set). */
+  /**
+   * Records an audit event (never a token, secret or claim set). Never throws: arguments at any depth, cyclic
+   * ones included, are digested; arguments that throw when read are recorded without a digest; a failing sink
+   * is logged.
+   */
   audit(input: AuditInput): void;
   /** The engine's logger (JSON lines on stderr by default). */
   readonly logger: Logger;
@@ -83,7 +89,8 @@ export interface AuthSec<M = unknown> {
   /**
    * For readiness probes: whether the engine can verify and resolve callers now. Checks the key set of every
    * issuer whose keys come from its JWKS (fetching it when none is at hand, at most once per cooldown) and the
-   * directory when it has a `check`. Never rejects; a closed engine is not ready.
+   * directory when it has a `check`, and whether the audit sinks that report `accepting` can record decisions.
+   * Never rejects; a closed engine is not ready.
    */
   readiness(): Promise<Readiness>;
   /** Drops every cached verified token (for example after a key compromise). */
@@ -96,7 +103,10 @@ export interface AuthSec<M = unknown> {
 export interface Readiness {
   /** True when every check passed. */
   readonly ready: boolean;
-  /** One entry per dependency: `keys <issuer>` per JWKS-based issuer, and `directory` when it can be checked. */
+  /**
+   * One entry per dependency: `keys <issuer>` per JWKS-based issuer, `directory` when it can be checked, and
+   * `audit` when an audit sink reports `accepting` (unavailable while decisions are refused for it).
+   */
   readonly checks: Readonly<Record<string, 'ok' | 'unavailable'>>;
 }
 
@@ -130,6 +140,14 @@ const compiledCache = new WeakMap<Requirement, CompiledRequirement>();
 export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('createAuthSec: options object required');
+  // Options read by authSecOptionsFromEnv carry AUTHSEC_DATABASE_URL, but the engine opens no database: taken
+  // as they are, the claims would go unvalidated while the deployment says a database validates them.
+  const { databaseUrl } = options as { readonly databaseUrl?: unknown };
+  if (databaseUrl !== undefined && databaseUrl !== '' && !options.directory) {
+    throw new TypeError(
+      "createAuthSec: AUTHSEC_DATABASE_URL is set (options.databaseUrl) but no directory validates claims against it: create the engine with `createAuthSec((await openStorageFromEnv(env)).options)` from '@authsec/core/postgres', or pass `directory`",
+    );
+  }
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? Date.now;
   const tokenConfig = resolveTokenConfig(options, logger);
@@ -179,21 +197,48 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     return lastIso;
   };
 
+  // The digest reads caller-supplied values: one that throws when read (a getter, a revoked proxy) costs the
+  // event its digest, never the event itself.
+  const digestOf = (args: unknown, input: AuditInput): string | undefined => {
+    if (args === undefined) return undefined;
+    try {
+      return digestArguments(args);
+    } catch (cause) {
+      logger.error('Audit could not digest the arguments of a call; recorded without a digest', {
+        action: input.action,
+        target: input.target,
+        cause: String(cause),
+      });
+      return undefined;
+    }
+  };
+
+  // Never throws: recording a decision must not change it, nor turn a refusal into a 500.
   const audit = (input: AuditInput): void => {
     if (sinks.length === 0) return;
-    const event: AuditEvent = {
-      time: isoTime(clock()),
-      action: input.action,
-      decision: input.decision,
-      subject: subjectFor(input.principal),
-      tenantId: input.principal?.tenantId,
-      clientId: input.principal?.clientId,
-      target: input.target,
-      reason: input.reason,
-      failed: input.failed,
-      argumentsDigest: input.arguments === undefined ? undefined : digestArguments(input.arguments),
-      latencyMicros: input.latencyMicros,
-    };
+    let event: AuditEvent;
+    try {
+      event = {
+        time: isoTime(clock()),
+        action: input.action,
+        decision: input.decision,
+        subject: subjectFor(input.principal),
+        issuer: input.principal?.issuer,
+        tenantId: input.principal?.tenantId,
+        clientId: input.principal?.clientId,
+        target: input.target,
+        reason: input.reason,
+        failed: input.failed,
+        argumentsDigest: digestOf(input.arguments, input),
+        latencyMicros: input.latencyMicros,
+      };
+    } catch (cause) {
+      logger.error('Audit event could not be built; the decision stands unrecorded', {
+        action: input.action,
+        cause: String(cause),
+      });
+      return;
+    }
     for (const sink of sinks) {
       try {
         sink.write(event);
@@ -204,7 +249,43 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     }
   };
 
+  // Sinks that can fall behind say so through `accepting`; the others are always accepting.
+  const gatedSinks = sinks.filter((sink) => 'accepting' in sink);
+  let auditRefusing = false;
+  /** The audit gate: before a decision, refuse it (503) unless every gated sink can record it. */
+  const refuseUnlessAuditing = (): void => {
+    if (gatedSinks.length === 0) return;
+    let refusing = false;
+    for (const sink of gatedSinks) {
+      if (sink.accepting !== false) continue;
+      refusing = true;
+      try {
+        sink.recordRefusal?.();
+      } catch {
+        // A counter must not turn the refusal into another failure.
+      }
+    }
+    if (!refusing) {
+      if (auditRefusing) {
+        auditRefusing = false;
+        logger.info('The audit log accepts events again: decisions are made again');
+      }
+      return;
+    }
+    if (!auditRefusing) {
+      auditRefusing = true;
+      logger.error('The audit log cannot record decisions: refusing them with 503 until it recovers', {
+        code: 'SERVICE_UNAVAILABLE',
+      });
+    }
+    // Not audited: the sink that cannot record is the reason; it counts the refusal instead.
+    throw new AuthSecError('SERVICE_UNAVAILABLE', 'The audit log cannot record decisions now', {
+      details: { dependency: 'audit' },
+    });
+  };
+
   const authenticate = async (token: string): Promise<Principal> => {
+    refuseUnlessAuditing();
     const started = performance.now();
     try {
       const fromToken = await verifier.verify(token);
@@ -236,26 +317,21 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     compile: (requirement, name) => compiled(requirement, name),
     can: (principal, requirement) => policyEvaluate(principal, compiled(requirement)),
     authorize(principal, requirement, target) {
+      refuseUnlessAuditing();
       policyAuthorize(principal, compiled(requirement), target === undefined ? undefined : { target });
     },
     explain: (principal, requirement) => policyExplain(principal, compiled(requirement)),
     tools: registry,
     visibleTools: (principal) => registry.visibleTools(principal),
     authorizeTool(principal, call) {
+      // The audit gate runs before the decision, outside it: a call the audit log cannot record is not decided.
+      refuseUnlessAuditing();
       const started = performance.now();
       const tool = registry.get(call.tool);
+      // Only the decision is inside the try: recording it (which never throws anyway) cannot become a denial.
       try {
         if (!tool) throw new AuthSecError('NOT_FOUND', `Unknown tool '${call.tool}'`);
         policyAuthorize(principal, tool.requirement, { target: tool.name });
-        audit({
-          action: 'tool.call',
-          decision: 'allow',
-          principal,
-          target: tool.name,
-          arguments: call.arguments,
-          latencyMicros: Math.round((performance.now() - started) * 1000),
-        });
-        return tool;
       } catch (error) {
         const err = toAuthSecError(error);
         const failed = err.details.failed;
@@ -271,6 +347,15 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
         });
         throw err;
       }
+      audit({
+        action: 'tool.call',
+        decision: 'allow',
+        principal,
+        target: tool.name,
+        arguments: call.arguments,
+        latencyMicros: Math.round((performance.now() - started) * 1000),
+      });
+      return tool;
     },
     audit,
     logger,
@@ -283,7 +368,10 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       ]);
       const checks: Record<string, 'ok' | 'unavailable'> = {};
       for (const [issuer, ok] of Object.entries(keys)) checks[`keys ${issuer}`] = ok ? 'ok' : 'unavailable';
-      if (directoryOk !== undefined) checks['directory'] = directoryOk ? 'ok' : 'unavailable';
+      if (directoryOk !== undefined) checks.directory = directoryOk ? 'ok' : 'unavailable';
+      if (gatedSinks.length > 0) {
+        checks.audit = gatedSinks.every((sink) => sink.accepting !== false) ? 'ok' : 'unavailable';
+      }
       return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
     },
     clearTokenCache: () => verifier.clearCache(),

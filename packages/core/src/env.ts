@@ -34,6 +34,8 @@ export const AUTHSEC_ENV_VARIABLES = {
   AUTHSEC_ALGORITHMS: 'Accepted JWS algorithms, comma-separated. Default: asymmetric only.',
   AUTHSEC_TOKEN_TYPE: 'Required JWT typ header, e.g. at+jwt. Default: not checked.',
   AUTHSEC_CLOCK_TOLERANCE: 'Clock skew allowed, seconds (0-300). Default 30.',
+  AUTHSEC_MAX_TOKEN_LIFETIME:
+    'Longest token validity (exp - iat) accepted: seconds, or a duration such as 90m, 24h, 7d (60 s to 365 d). Default 24h.',
   AUTHSEC_LOG_LEVEL: 'debug, info, warn, error or silent. Default info.',
   AUTHSEC_DEV_IDP_PORT: 'Port of the embedded development IdP (no AUTHSEC_ISSUER). Default 4780.',
 } as const;
@@ -66,9 +68,16 @@ export interface AuthSecEnvOptions {
   readonly algorithms: readonly string[] | undefined;
   readonly requiredTokenType: string | undefined;
   readonly clockToleranceSeconds: number | undefined;
+  /** `AUTHSEC_MAX_TOKEN_LIFETIME` in seconds, for `maxTokenLifetimeSeconds`; `undefined`: the engine default (24 h). */
+  readonly maxTokenLifetimeSeconds: number | undefined;
   readonly defaultTenant: string | undefined;
   readonly clientId: string | undefined;
   readonly clientSecret: string | undefined;
+  /**
+   * `AUTHSEC_DATABASE_URL`. The engine opens no database: `createAuthSec` refuses (a `TypeError`) options that
+   * carry this without a `directory`. `openStorageFromEnv` (`@authsec/core/postgres`) opens it and returns
+   * engine options that validate claims against it.
+   */
   readonly databaseUrl: string | undefined;
   readonly vault:
     | {
@@ -177,6 +186,21 @@ export function defaultDataDir(env: Readonly<Record<string, string | undefined>>
   return join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'authsec');
 }
 
+const DURATION = /^(\d{1,9})([smhd]?)$/i;
+const DURATION_UNIT_SECONDS: Readonly<Record<string, number>> = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 };
+
+// Whole seconds, or a whole number of minutes, hours or days: `86400`, `90m`, `24h`, `7d`.
+function parseLifetime(name: string, value: string): number {
+  const match = DURATION.exec(value);
+  const seconds = match ? Number(match[1]) * DURATION_UNIT_SECONDS[match[2]!.toLowerCase()]! : Number.NaN;
+  if (!(seconds >= 60 && seconds <= 31_536_000)) {
+    fail(
+      `${name}: expected whole seconds or a duration such as 90m, 24h or 7d, from 60 s to 365 d, got '${value}'`,
+    );
+  }
+  return seconds;
+}
+
 const PRESETS: readonly ClaimPreset[] = ['generic', 'keycloak', 'auth0', 'entra', 'okta'];
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
@@ -280,6 +304,9 @@ export function authSecOptionsFromEnv(
       fail(`AUTHSEC_CLOCK_TOLERANCE: expected whole seconds from 0 to 300, got '${toleranceValue}'`);
     }
   }
+  const lifetimeValue = read('AUTHSEC_MAX_TOKEN_LIFETIME');
+  const maxTokenLifetimeSeconds =
+    lifetimeValue === undefined ? undefined : parseLifetime('AUTHSEC_MAX_TOKEN_LIFETIME', lifetimeValue);
   const logLevel = read('AUTHSEC_LOG_LEVEL') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     fail(`AUTHSEC_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
@@ -309,6 +336,7 @@ export function authSecOptionsFromEnv(
       .filter(Boolean),
     requiredTokenType: read('AUTHSEC_TOKEN_TYPE'),
     clockToleranceSeconds,
+    maxTokenLifetimeSeconds,
     defaultTenant,
     clientId,
     clientSecret,

@@ -49,7 +49,9 @@ export {
   toAuthSecError,
   toErrorResponse,
 } from './errors.js';
+export { assertDisplaySafe, hasUnsafeDisplayChars } from './identifiers.js';
 export { createLogger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js';
+export { isLoopbackHost } from './loopback.js';
 export { type ResolveMasterKeyOptions, resolveMasterKey } from './master-key.js';
 export {
   type AuthorizationRequestInput,
@@ -74,21 +76,6 @@ export type {
   PrincipalDirectory,
 } from './options.js';
 export {
-  authorize,
-  type CategoryExplanation,
-  type CompiledRequirement,
-  compileRequirement,
-  createToolRegistry,
-  type Explanation,
-  evaluate,
-  explain,
-  isCompiledRequirement,
-  requiredScopes,
-  type ToolDefinition,
-  type ToolRegistry,
-} from './policy/index.js';
-export { isLoopbackHost } from './loopback.js';
-export {
   createRequestPipeline,
   DECISIONS_EXTRA_KEY,
   type PipelineAuthInfo,
@@ -105,6 +92,20 @@ export {
   type ToolDecision,
   type ToolDecisions,
 } from './pipeline.js';
+export {
+  authorize,
+  type CategoryExplanation,
+  type CompiledRequirement,
+  compileRequirement,
+  createToolRegistry,
+  type Explanation,
+  evaluate,
+  explain,
+  isCompiledRequirement,
+  requiredScopes,
+  type ToolDefinition,
+  type ToolRegistry,
+} from './policy/index.js';
 export {
   createResourceServer,
   PRINCIPAL_EXTRA_KEY,

@@ -114,6 +114,14 @@ export interface AuthSecOptions {
   readonly algorithms?: readonly string[];
   /** Allowed clock skew for `exp`/`nbf`/`iat`, in seconds. Default 30, at most 300. */
   readonly clockToleranceSeconds?: number;
+  /**
+   * Longest validity window a token may have, in whole seconds: `exp - iat` must not exceed it, nor `exp - now`
+   * (beyond the clock tolerance); an `iat` more than the clock tolerance in the future is refused too. Default
+   * 86400 (24 h), from 60 to 31536000 (one year); above a week logs a warning. Refusals are `TOKEN_INVALID`.
+   * Without a bound, a token minted with an `exp` years ahead (by a misconfigured or compromised issuer) stays
+   * usable, and cached, for that long whatever is revoked upstream.
+   */
+  readonly maxTokenLifetimeSeconds?: number;
   /** Largest token accepted, in bytes. Default 8192. */
   readonly maxTokenBytes?: number;
   /** Required JWT `typ` header (e.g. `'at+jwt'`, RFC 9068). Default: not checked. */

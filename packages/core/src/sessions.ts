@@ -70,6 +70,12 @@ export interface PendingSession {
 export interface AuthenticatedSessionInput {
   /** The verified subject (`sub`). The session stays bound to it for life, across token refreshes. */
   readonly subject: string;
+  /**
+   * The verified issuer (`iss`, the principal's `issuer`). With `subject` it names the person: the same `sub`
+   * from another issuer is someone else, with its own per-subject limit and listing. Give it always; absent
+   * only for callers that predate it (such sessions are counted apart from every issuer's).
+   */
+  readonly issuer?: string;
   /** The verified tenant id (must match `TENANT_ID_PATTERN`). */
   readonly tenantId: string;
   /** Sealed at rest. */
@@ -92,6 +98,8 @@ export interface SessionRecord {
   readonly status: SessionStatus;
   /** The authenticated subject; `undefined` while pending. */
   readonly subject: string | undefined;
+  /** The issuer of the authenticated subject; `undefined` while pending (or when it was not recorded). */
+  readonly issuer?: string | undefined;
   /** The authenticated tenant; `undefined` while pending. */
   readonly tenantId: string | undefined;
   /** When the login started, ms since the epoch. */
@@ -177,8 +185,12 @@ export interface SessionStore {
    * session is unknown, already over, or (with `binding`) started under another binding.
    */
   logout(sessionId: string, binding?: string): Promise<boolean>;
-  /** Every session of one subject in one tenant, oldest first (for admin listings and "log out everywhere"). */
-  listForSubject(tenantId: string, subject: string): Promise<SessionSummary[]>;
+  /**
+   * Every session of one subject in one tenant, oldest first (for admin listings and "log out everywhere").
+   * With `issuer`, only that issuer's subject (a person is (issuer, subject)); without, the subject of every
+   * issuer.
+   */
+  listForSubject(tenantId: string, subject: string, issuer?: string): Promise<SessionSummary[]>;
   /** Deletes every expired row (pending, authenticated or logged out); returns how many. */
   cleanup(): Promise<number>;
   /** Stops the cleanup timer. The store refuses further calls (`SERVICE_UNAVAILABLE`); a database stays open. */
@@ -434,6 +446,7 @@ export function openPending(
 export interface AuthenticatedFields {
   readonly tenantId: string;
   readonly subject: string;
+  readonly issuer: string | undefined;
   readonly tokensSealed: Buffer;
   readonly tokenExpiresAt: number;
   readonly expiresAt: number;
@@ -453,6 +466,7 @@ export function buildAuthenticated(
   if (typeof input !== 'object' || input === null)
     throw new TypeError('authenticate: input must be an object');
   const subject = requireText('subject', input.subject);
+  const issuer = input.issuer === undefined ? undefined : requireText('issuer', input.issuer);
   if (!isValidTenantId(input.tenantId)) throw new TypeError('tenantId must be a valid tenant id');
   const accessToken = requireToken('accessToken', input.accessToken);
   const refreshToken = optionalToken('refreshToken', input.refreshToken);
@@ -467,6 +481,7 @@ export function buildAuthenticated(
   return {
     tenantId: input.tenantId,
     subject,
+    issuer,
     tokensSealed: sealTokens(ring, idHash, { accessToken, refreshToken, idToken }),
     tokenExpiresAt,
     expiresAt,
@@ -546,9 +561,10 @@ export function sealTokenUpdate(
 }
 
 /** @internal Checks the arguments of {@link SessionStore.listForSubject}. */
-export function checkSubjectArguments(tenantId: unknown, subject: unknown): void {
+export function checkSubjectArguments(tenantId: unknown, subject: unknown, issuer?: unknown): void {
   if (!isValidTenantId(tenantId)) throw new TypeError('tenantId must be a valid tenant id');
   requireText('subject', subject);
+  if (issuer !== undefined) requireText('issuer', issuer);
 }
 
 /** @internal One stored session, as both stores keep it. Timestamps are ms since the epoch. */
@@ -566,6 +582,8 @@ export interface StoredSession {
   pendingSealed: Uint8Array | undefined;
   tenantId: string | undefined;
   subject: string | undefined;
+  /** The issuer of `subject`, when recorded. */
+  issuer?: string | undefined;
   /** Sealed tokens while authenticated. */
   tokensSealed: Uint8Array | undefined;
   tokenExpiresAt: number | undefined;
@@ -586,6 +604,7 @@ export function toSessionRecord(row: StoredSession, now: number): SessionRecord 
     idHash: row.idHash,
     status: statusAt(row, now),
     subject: row.subject,
+    issuer: row.issuer,
     tenantId: row.tenantId,
     createdAt: row.createdAt,
     authenticatedAt: row.authenticatedAt,
@@ -732,7 +751,8 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions = {}
             r.status === 'authenticated' &&
             r.expiresAt > now &&
             r.tenantId === fields.tenantId &&
-            r.subject === fields.subject,
+            r.subject === fields.subject &&
+            r.issuer === fields.issuer,
         )
         .sort((x, y) => (x.authenticatedAt ?? 0) - (y.authenticatedAt ?? 0));
       for (const old of active.slice(0, Math.max(0, active.length - resolved.maxSessionsPerSubject + 1))) {
@@ -742,6 +762,7 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions = {}
       row.status = 'authenticated';
       row.tenantId = fields.tenantId;
       row.subject = fields.subject;
+      row.issuer = fields.issuer;
       row.tokensSealed = fields.tokensSealed;
       row.tokenExpiresAt = fields.tokenExpiresAt;
       row.authenticatedAt = now;
@@ -787,12 +808,15 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions = {}
       return true;
     },
 
-    async listForSubject(tenantId, subject) {
+    async listForSubject(tenantId, subject, issuer) {
       live();
-      checkSubjectArguments(tenantId, subject);
+      checkSubjectArguments(tenantId, subject, issuer);
       const now = clock();
       return [...rows.values()]
-        .filter((r) => r.tenantId === tenantId && r.subject === subject)
+        .filter(
+          (r) =>
+            r.tenantId === tenantId && r.subject === subject && (issuer === undefined || r.issuer === issuer),
+        )
         .sort((x, y) => (x.authenticatedAt ?? 0) - (y.authenticatedAt ?? 0))
         .map((r) => toSessionSummary(r, now));
     },

@@ -252,3 +252,68 @@ describe('pseudonymised audit subjects', () => {
     await engine.close();
   });
 });
+
+describe('the audit gate: no decision the audit log cannot record', () => {
+  /** A sink that says when it can record, like the PostgreSQL sink under backpressure. */
+  class GatedSink extends MemoryAuditSink {
+    accepting = true;
+    refusals = 0;
+    recordRefusal(): void {
+      this.refusals++;
+    }
+  }
+
+  function caught(fn: () => unknown): AuthSecError | undefined {
+    try {
+      fn();
+    } catch (error) {
+      return error as AuthSecError;
+    }
+    return undefined;
+  }
+
+  it('refuses authenticate, authorize and authorizeTool with SERVICE_UNAVAILABLE while a sink is not accepting', async () => {
+    const gated = new GatedSink();
+    const plain = new MemoryAuditSink();
+    const logger = recordingLogger();
+    const engine = engineWith({ audit: { sinks: [gated, plain] } }, logger);
+    engine.tools.register('hello', {}, {});
+    const raw = await token(BRIEF_USER);
+    const principal = await engine.authenticate(raw);
+    expect(await engine.readiness()).toEqual({ ready: true, checks: { audit: 'ok' } });
+
+    gated.accepting = false;
+    const before = plain.events.length;
+    const refusal = await rejection(engine.authenticate(raw));
+    expect(refusal.code).toBe('SERVICE_UNAVAILABLE');
+    expect(refusal.status).toBe(503);
+    expect(refusal.details).toMatchObject({ dependency: 'audit' });
+    expect((await rejection(engine.authenticateHeader(`Bearer ${raw}`))).code).toBe('SERVICE_UNAVAILABLE');
+    expect(caught(() => engine.authorize(principal, {}))?.code).toBe('SERVICE_UNAVAILABLE');
+    expect(caught(() => engine.authorizeTool(principal, { tool: 'hello' }))?.code).toBe(
+      'SERVICE_UNAVAILABLE',
+    );
+    // Refusals are counted by the sink, not recorded as events (the sink cannot take them).
+    expect(gated.refusals).toBe(4);
+    expect(plain.events.length).toBe(before);
+    expect(await engine.readiness()).toEqual({ ready: false, checks: { audit: 'unavailable' } });
+    expect(
+      logger.lines.filter((l) => l.level === 'error' && /audit log cannot record/.test(l.message)),
+    ).toHaveLength(1);
+
+    gated.accepting = true;
+    expect(engine.authorizeTool(principal, { tool: 'hello' }).name).toBe('hello');
+    await expect(engine.authenticate(raw)).resolves.toMatchObject({ subject: 'john' });
+    expect(await engine.readiness()).toMatchObject({ ready: true });
+    expect(logger.lines.some((l) => l.level === 'info' && /accepts events again/.test(l.message))).toBe(true);
+    expect(gated.events.at(-1)).toMatchObject({ action: 'tool.call', decision: 'allow', target: 'hello' });
+    await engine.close();
+  });
+
+  it('has no audit check and never refuses when no sink reports accepting', async () => {
+    const engine = engineWith({ audit: { sinks: [new MemoryAuditSink()] } });
+    expect(await engine.readiness()).toEqual({ ready: true, checks: {} });
+    await expect(engine.authenticate(await token(BRIEF_USER))).resolves.toBeDefined();
+    await engine.close();
+  });
+});

@@ -2,7 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type AuthSecError, authSecOptionsFromEnv, defaultDataDir, parseMasterKey } from '../src/index.js';
+import {
+  type AuthSecError,
+  type AuthSecOptions,
+  authSecOptionsFromEnv,
+  createAuthSec,
+  defaultDataDir,
+  parseMasterKey,
+  silentLogger,
+} from '../src/index.js';
 
 function configError(fn: () => unknown): AuthSecError {
   try {
@@ -113,6 +121,25 @@ describe('authSecOptionsFromEnv', () => {
   });
 });
 
+describe('createAuthSec(authSecOptionsFromEnv(env))', () => {
+  it('refuses AUTHSEC_DATABASE_URL without a directory, naming the variable and the entry to use', async () => {
+    const env = {
+      AUTHSEC_ISSUER: 'https://idp.example',
+      AUTHSEC_RESOURCE_URL: 'https://mcp.example/mcp',
+      AUTHSEC_DATABASE_URL: 'postgresql://u@db/x',
+    };
+    // What a JavaScript caller (or one with a cast) writes: the env result as engine options.
+    const options = { ...authSecOptionsFromEnv(env), logger: silentLogger } as unknown as AuthSecOptions;
+    expect(() => createAuthSec(options)).toThrow(TypeError);
+    expect(() => createAuthSec(options)).toThrow(/AUTHSEC_DATABASE_URL.*openStorageFromEnv/);
+    // Without the database, the same options make an engine (with the "no directory" warning).
+    const { databaseUrl: _, ...withoutDatabase } = options as AuthSecOptions & { databaseUrl?: string };
+    const engine = createAuthSec(withoutDatabase);
+    expect(typeof engine.authenticate).toBe('function');
+    await engine.close();
+  });
+});
+
 describe('parseMasterKey', () => {
   it('reads one key and a key ring whose first key is active', () => {
     expect(parseMasterKey(key).activeKid).toBe('default');
@@ -126,5 +153,50 @@ describe('parseMasterKey', () => {
     expect(configError(() => parseMasterKey(Buffer.alloc(16).toString('base64'))).code).toBe(
       'CONFIG_INVALID',
     );
+  });
+});
+
+describe('AUTHSEC_MAX_TOKEN_LIFETIME', () => {
+  it('is absent by default (the engine default of 24 h applies)', () => {
+    expect(authSecOptionsFromEnv({ HOME: '/home/u' }).maxTokenLifetimeSeconds).toBeUndefined();
+    expect(authSecOptionsFromEnv({ AUTHSEC_MAX_TOKEN_LIFETIME: '' }).maxTokenLifetimeSeconds).toBeUndefined();
+  });
+
+  it.each([
+    ['86400', 86_400],
+    ['3600s', 3600],
+    ['90m', 5400],
+    ['24h', 86_400],
+    ['12H', 43_200],
+    ['7d', 604_800],
+    [' 2h ', 7200],
+    ['60', 60],
+    ['365d', 31_536_000],
+  ])('reads %s as %i seconds', (value, seconds) => {
+    expect(authSecOptionsFromEnv({ AUTHSEC_MAX_TOKEN_LIFETIME: value }).maxTokenLifetimeSeconds).toBe(
+      seconds,
+    );
+  });
+
+  it.each(['0', '59', '-1', '1.5h', '24 hours', '1w', 'h', '366d', '1e6', 'forever'])(
+    'refuses %s, naming the variable',
+    (value) => {
+      const err = configError(() => authSecOptionsFromEnv({ AUTHSEC_MAX_TOKEN_LIFETIME: value }));
+      expect(err.code).toBe('CONFIG_INVALID');
+      expect(err.message).toContain('AUTHSEC_MAX_TOKEN_LIFETIME');
+    },
+  );
+
+  it('is accepted by createAuthSec as maxTokenLifetimeSeconds', async () => {
+    const env = authSecOptionsFromEnv({ AUTHSEC_MAX_TOKEN_LIFETIME: '2h' });
+    const engine = createAuthSec({
+      issuers: [{ issuer: 'https://idp.example', keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }] }],
+      audience: 'https://mcp.example/mcp',
+      logger: silentLogger,
+      ...(env.maxTokenLifetimeSeconds === undefined
+        ? {}
+        : { maxTokenLifetimeSeconds: env.maxTokenLifetimeSeconds }),
+    });
+    await engine.close();
   });
 });

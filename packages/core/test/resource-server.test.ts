@@ -5,7 +5,6 @@ import {
   createAuthSec,
   createResourceServer,
   MemoryAuditSink,
-  type Principal,
   type ResourceServerOptions,
   silentLogger,
 } from '../src/index.js';
@@ -33,13 +32,6 @@ const JOHN = {
   groups: ['engineering'],
   scope: 'read write',
   resources: ['projects', 'analytics'],
-};
-const ALICE = {
-  sub: 'alice',
-  tenant_id: 'acme-corp',
-  roles: ['analyst'],
-  scope: 'read',
-  resources: ['analytics'],
 };
 
 function setup(extra: Partial<ResourceServerOptions> = {}, engine: Partial<AuthSecOptions> = {}) {

@@ -338,6 +338,28 @@ export function describeSessionStoreContract(name: string, harness: () => Sessio
       expect(await store.listForSubject('acme-corp', 'nobody')).toEqual([]);
     });
 
+    it('keys the per-subject limit and listing by (issuer, subject)', async () => {
+      const { store, c } = await open({ maxSessionsPerSubject: 1, maxPendingPerBinding: 10 });
+      const ofA = await login(store, c.now, 'alice', 'conn-1', { issuer: 'https://idp-a.test' });
+      c.now += 1000;
+      // The same sub from another issuer is someone else: it does not log A's alice out.
+      const ofB = await login(store, c.now, 'alice', 'conn-1', { issuer: 'https://idp-b.test' });
+      expect((await store.get(ofA.sessionId))?.status).toBe('authenticated');
+      expect((await store.get(ofB.sessionId))?.issuer).toBe('https://idp-b.test');
+      c.now += 1000;
+      const againA = await login(store, c.now, 'alice', 'conn-1', { issuer: 'https://idp-a.test' });
+      expect((await store.get(ofA.sessionId))?.status).toBe('logged_out');
+      expect((await store.get(ofB.sessionId))?.status).toBe('authenticated');
+      expect(
+        (await store.listForSubject('acme-corp', 'alice', 'https://idp-a.test')).map((s) => s.idHash),
+      ).toEqual([sha256(ofA.sessionId), sha256(againA.sessionId)]);
+      expect(
+        (await store.listForSubject('acme-corp', 'alice', 'https://idp-b.test')).map((s) => s.idHash),
+      ).toEqual([sha256(ofB.sessionId)]);
+      expect(await store.listForSubject('acme-corp', 'alice')).toHaveLength(3);
+      await expect(store.listForSubject('acme-corp', 'alice', '')).rejects.toThrow(TypeError);
+    });
+
     it('logs out authenticated and pending sessions', async () => {
       const { store, c } = await open();
       const { sessionId } = await login(store, c.now);

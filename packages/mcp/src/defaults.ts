@@ -15,11 +15,10 @@ import {
   type MasterKeyRing,
   type Principal,
   requiredScopes,
-  resolveMasterKey,
   type SecretBackend,
   type ServiceAccess,
 } from '@authsec/core';
-import { openStorage, type Storage, seedDemoTenant } from '@authsec/core/postgres';
+import { openStorageFromEnv, type Storage, seedDemoTenant } from '@authsec/core/postgres';
 import { createToolLogin } from './login/index.js';
 import type { AuthSecTool, LoginProvider } from './types.js';
 
@@ -221,22 +220,10 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
     if (options.resourceUrl === undefined)
       logger.info('Accepting tokens issued for this audience', { audience });
 
-    const masterKey = resolveMasterKey({
-      masterKey: env.masterKey,
-      dataDir: env.dataDir,
-      development: dev.allowed,
-      logger,
-    });
-    if (!env.databaseUrl && !dev.allowed) {
-      throw new AuthSecError('CONFIG_INVALID', `AUTHSEC_DATABASE_URL is required (${dev.why})`);
-    }
-    const storage = await openStorage({
-      databaseUrl: env.databaseUrl,
-      dataDir: env.dataDir,
-      masterKey,
-      logger,
-    });
-    closers.push(() => storage.close());
+    // The master key, the database (embedded only in development) and the engine options wired to them.
+    const opened = await openStorageFromEnv(env, { development: dev.allowed, issuers, audience, logger });
+    closers.push(() => opened.close());
+    const { storage, masterKey } = opened;
     if (env.seed && dev.allowed && (await seedDemoTenant(storage.tenancy, storage.directory))) {
       process.stderr.write(
         '[authsec] DEVELOPMENT MODE: seeded the demo tenant acme-corp into an empty database\n',
@@ -244,17 +231,8 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
     }
 
     const authsec = createAuthSec({
-      issuers,
-      audience,
-      logger,
-      directory: storage.directory,
+      ...opened.options,
       audit: { sinks: [storage.audit, createJsonLinesAuditSink()] },
-      ...(env.algorithms ? { algorithms: env.algorithms } : {}),
-      ...(env.requiredTokenType ? { requiredTokenType: env.requiredTokenType } : {}),
-      ...(env.clockToleranceSeconds === undefined
-        ? {}
-        : { clockToleranceSeconds: env.clockToleranceSeconds }),
-      ...(env.defaultTenant ? { defaultTenant: env.defaultTenant } : {}),
     });
     // The engine does not close the storage it was given; close it after the engine has flushed.
     closers.push(() => authsec.close());

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import {
   type AuthSec,
   authSecOptionsFromEnv,
@@ -12,7 +12,11 @@ import { createSampleTools } from './index.js';
 
 /** What a sample HTTP app's framework mount receives: only what it serves with. */
 export interface SampleHttpContext {
-  /** The HTTP server, already listening; the mount attaches its request handler. */
+  /**
+   * The HTTP server, already listening; the mount attaches its request handler. Until the mount has resolved,
+   * every request is answered `503` with `Retry-After: 1` and `{"status":"starting"}` (none reaches the mount's
+   * handler), so attaching early is safe.
+   */
   readonly http: Server;
   /** The canonical MCP URL (the token audience). */
   readonly resourceUrl: string;
@@ -85,6 +89,42 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
+const STARTING_BODY = JSON.stringify({ status: 'starting' });
+
+/** The answer to a request that arrives while the app is starting: come back in a second. */
+function answerStarting(res: ServerResponse): void {
+  res.writeHead(503, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(STARTING_BODY),
+    'retry-after': '1',
+    'cache-control': 'no-store',
+  });
+  res.end(STARTING_BODY);
+}
+
+/**
+ * Answers every request on `server` with {@link answerStarting} until the returned function is called. The gate
+ * sits in `emit`, ahead of every `'request'` listener, because the mounts attach theirs at different points of
+ * their start (Fastify's `serverFactory` before `ready()`): one more listener would answer alongside a
+ * half-started framework. Once released, `emit` is the server's own again (nothing on the request path).
+ */
+function holdRequests(server: Server): () => void {
+  const emit = server.emit;
+  let holding = true;
+  const gated = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
+    if (holding && event === 'request') {
+      answerStarting(args[1] as ServerResponse);
+      return true;
+    }
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  } as Server['emit'];
+  server.emit = gated;
+  return () => {
+    holding = false;
+    if (server.emit === gated) server.emit = emit;
+  };
+}
+
 function closeServer(server: Server): Promise<void> {
   if (!server.listening) return Promise.resolve();
   server.closeAllConnections();
@@ -93,12 +133,15 @@ function closeServer(server: Server): Promise<void> {
 
 /**
  * Serves a sample app's mount the way every sample app starts: bind first (with port 0 the resource URL, the
- * token audience, names the port the system chose), open what the mount needs, mount. A failure closes whatever
- * was opened and rethrows.
+ * token audience, names the port the system chose), open what the mount needs, mount. Until the mount has
+ * resolved, requests are answered `503` with `Retry-After: 1` and `{"status":"starting"}`, so a probe sent
+ * during start-up is answered at once instead of waiting for a handler. A failure closes whatever was opened
+ * and rethrows.
  */
 export async function serveSampleHttpApp(options: SampleHttpServeOptions): Promise<ServedSampleHttpApp> {
   const { host } = options;
   const http = createServer();
+  const ready = holdRequests(http);
   const port = await listen(http, options.port, host);
   let opened: SampleHttpOpened | undefined;
   let mounted: SampleHttpMount | undefined;
@@ -113,6 +156,7 @@ export async function serveSampleHttpApp(options: SampleHttpServeOptions): Promi
     opened = await options.open(resourceUrl);
     const { close: _release, ...context } = opened;
     mounted = await options.mount({ ...context, http, resourceUrl });
+    ready();
     return { http, host, port, resourceUrl, close };
   } catch (error) {
     await close();

@@ -1,13 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type AuditCheckpointVerifyResult,
+  createFileCheckpointSink,
+  type ParsedAuditCheckpoints,
+  readAuditCheckpoints,
   readAuditEvents,
   readAuditHead,
   type StoredAuditEvent,
+  signAuditCheckpoint,
   type TenantHandle,
   verifyAuditChain,
+  verifyAuditCheckpoints,
 } from '@authsec/core/postgres';
 import type { CommandContext, CommandGroup, CommandSpec } from '../command.js';
-import { UsageError } from '../errors.js';
+import { CommandFailure, UsageError } from '../errors.js';
 import { formatTable, visible } from '../output.js';
 import { tenantFlag } from './catalog.js';
 
@@ -115,6 +121,30 @@ const tail: CommandSpec = {
   },
 };
 
+async function readCheckpointFile(path: string, missingOk: true): Promise<ParsedAuditCheckpoints | undefined>;
+async function readCheckpointFile(path: string, missingOk?: false): Promise<ParsedAuditCheckpoints>;
+async function readCheckpointFile(
+  path: string,
+  missingOk = false,
+): Promise<ParsedAuditCheckpoints | undefined> {
+  try {
+    return await readAuditCheckpoints(path);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (missingOk && code === 'ENOENT') return undefined;
+    throw new CommandFailure(
+      'CHECKPOINT_UNREADABLE',
+      `the checkpoint file '${path}' cannot be read${typeof code === 'string' ? ` (${code})` : ''}`,
+    );
+  }
+}
+
+const checkpointFlag = {
+  type: 'string',
+  value: 'file',
+  description: 'A JSON-lines file of signed checkpoints (written by the servers or by audit checkpoint)',
+} as const;
+
 const verify: CommandSpec = {
   name: 'verify',
   summary: "Verify a tenant's audit chain: every row's MAC, no gaps, the head matches the last row",
@@ -122,30 +152,102 @@ const verify: CommandSpec = {
     'Prints OK and the number of rows, or every problem (seq, kind, detail) and exits 1. Kinds: modified,',
     'missing, truncated, head_mismatch, unknown_key. AUTHSEC_MASTER_KEY must be the key ring the servers use',
     '(keep retired keys in it to verify old rows).',
+    'With --checkpoint it also checks the signed checkpoints kept outside the database: every checkpoint of',
+    'the tenant must be validly signed, and the newest one must still be in the chain. A log cut from its end',
+    'and rewound, or emptied, verifies on its own but fails here (kinds: shortened, checkpoint_invalid,',
+    'checkpoint_missing).',
   ],
-  flags: { tenant: tenantFlag },
+  flags: { tenant: tenantFlag, checkpoint: checkpointFlag },
   async run(ctx) {
     const tenantId = ctx.string('tenant')!;
+    const checkpointPath = ctx.string('checkpoint');
+    const parsed = checkpointPath === undefined ? undefined : await readCheckpointFile(checkpointPath);
     const handle = await auditHandle(ctx, tenantId);
-    const result = await verifyAuditChain(handle, await ctx.masterKey());
+    const ring = await ctx.masterKey();
+    const result = await verifyAuditChain(handle, ring);
+    const anchored: AuditCheckpointVerifyResult | undefined = parsed
+      ? await verifyAuditCheckpoints(handle, ring, parsed)
+      : undefined;
+    const ok = result.ok && (anchored?.ok ?? true);
     if (ctx.json) {
-      ctx.out.json({ tenant: tenantId, ...result });
-    } else if (result.ok) {
-      ctx.out.line(`OK: the audit log of tenant '${tenantId}' verifies (${result.rows} rows)`);
+      ctx.out.json({ tenant: tenantId, ...result, ok, ...(anchored ? { checkpoint: anchored } : {}) });
+    } else if (ok) {
+      const newest = anchored?.newest?.checkpoint;
+      ctx.out.line(
+        `OK: the audit log of tenant '${tenantId}' verifies (${result.rows} rows)${
+          newest ? `, and holds its newest checkpoint (row ${newest.seq}, ${newest.time})` : ''
+        }`,
+      );
     } else {
-      for (const l of formatTable(
-        ['SEQ', 'KIND', 'DETAIL'],
-        result.problems.map((p) => [p.seq === null ? '-' : String(p.seq), p.kind, p.detail]),
-      )) {
-        ctx.out.line(l);
-      }
+      const rows = [
+        ...result.problems.map((p) => [p.seq === null ? '-' : String(p.seq), p.kind, p.detail]),
+        ...(anchored?.problems ?? []).map((p) => [p.seq === null ? '-' : String(p.seq), p.kind, p.detail]),
+      ];
+      for (const l of formatTable(['SEQ', 'KIND', 'DETAIL'], rows)) ctx.out.line(l);
+      const count = result.problemCount + (anchored?.problems.length ?? 0);
       const more =
         result.problemCount > result.problems.length ? ` (first ${result.problems.length} shown)` : '';
       ctx.out.line(
-        `FAILED: ${result.problemCount} problem(s) in the audit log of tenant '${tenantId}' (${result.rows} rows)${more}`,
+        `FAILED: ${count} problem(s) in the audit log of tenant '${tenantId}' (${result.rows} rows)${more}`,
+      );
+      if (anchored?.problems.some((p) => p.kind === 'shortened')) {
+        ctx.out.line(
+          'The log is shorter than a signed checkpoint says it was: rows were deleted from its end (or all of them).',
+        );
+      }
+    }
+    return ok ? 0 : 1;
+  },
+};
+
+const checkpoint: CommandSpec = {
+  name: 'checkpoint',
+  summary: "Verify a tenant's audit chain, then append a signed checkpoint of its head to a file",
+  details: [
+    'Anchors the chain outside the database, for example from a scheduled job on another host: the file is',
+    'created with mode 0600 and only appended to. Refuses (exit 1) when the chain does not verify or is',
+    'shorter than a checkpoint already in the file. Servers write the same checkpoints on their own with the',
+    "audit sink's checkpointSinks option.",
+  ],
+  flags: { tenant: tenantFlag, file: { ...checkpointFlag, required: true } },
+  async run(ctx) {
+    const tenantId = ctx.string('tenant')!;
+    const path = ctx.string('file')!;
+    const handle = await auditHandle(ctx, tenantId);
+    const ring = await ctx.masterKey();
+    const result = await verifyAuditChain(handle, ring);
+    if (!result.ok || !result.head) {
+      throw new CommandFailure(
+        'AUDIT_CHAIN_INVALID',
+        `the audit log of tenant '${tenantId}' does not verify: run audit verify; no checkpoint written`,
       );
     }
-    return result.ok ? 0 : 1;
+    // A file that does not exist yet is created below.
+    const parsed = await readCheckpointFile(path, true);
+    if (parsed?.checkpoints.some((c) => c.checkpoint.tenant === tenantId)) {
+      const anchored = await verifyAuditCheckpoints(handle, ring, parsed);
+      if (!anchored.ok) {
+        throw new CommandFailure(
+          'AUDIT_CHAIN_INVALID',
+          `the audit log of tenant '${tenantId}' does not match the checkpoints in '${path}': ${anchored.problems[0]!.detail}; no checkpoint written`,
+        );
+      }
+    }
+    if (result.head.seq === 0) {
+      if (ctx.json) ctx.out.json({ tenant: tenantId, checkpoint: null });
+      else ctx.out.line(`Nothing to checkpoint: the audit log of tenant '${tenantId}' is empty.`);
+      return 0;
+    }
+    const signed = signAuditCheckpoint(ring, {
+      tenant: tenantId,
+      seq: result.head.seq,
+      mac: result.head.mac,
+      timeMs: Date.now(),
+    });
+    await createFileCheckpointSink({ path }).write([signed]);
+    if (ctx.json) ctx.out.json({ tenant: tenantId, checkpoint: signed });
+    else ctx.out.line(`Checkpoint of tenant '${tenantId}' at row ${signed.seq} appended to ${path}`);
+    return 0;
   },
 };
 
@@ -153,5 +255,5 @@ const verify: CommandSpec = {
 export const audit: CommandGroup = {
   name: 'audit',
   summary: "Read and verify a tenant's tamper-evident audit log",
-  commands: [tail, verify],
+  commands: [tail, verify, checkpoint],
 };

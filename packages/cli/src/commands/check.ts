@@ -9,6 +9,7 @@ import {
 import type { CommandSpec } from '../command.js';
 import { UsageError } from '../errors.js';
 import { decide, type Refusal } from '../explain.js';
+import { issuerFlag, tokenIssuer } from '../issuer.js';
 import { parseJsonFlag } from '../json.js';
 import { cell } from '../output.js';
 import { tenantFlag } from './catalog.js';
@@ -90,11 +91,15 @@ export const check: CommandSpec = {
     "(--claims, optional) plus the grants of the subject and of its groups, read from the tenant's database.",
     'Prints each category of the requirement, the decision and, for a refusal, its code: INSUFFICIENT_SCOPE',
     '(with the scopes to request) or PERMISSION_DENIED. A refusal is an answer, not a failure: exit 0.',
+    'The subject is bound to its issuer (--issuer, default: the only AUTHSEC_ISSUER): the same sub from another',
+    "issuer holds none of its grants, and a tenant that names its allowed issuers refuses other issuers' tokens",
+    '(TENANT_UNKNOWN).',
     'Example: authsec check alice --tenant acme-corp --tool-requirement \'{"roles":["admin"]}\'',
   ],
   args: [{ name: 'subject', description: "A token's sub (the user or client id)" }],
   flags: {
     tenant: tenantFlag,
+    issuer: issuerFlag,
     'tool-requirement': {
       type: 'string',
       value: 'json',
@@ -115,15 +120,17 @@ export const check: CommandSpec = {
     const notes: string[] = [];
     const requirement = readRequirement(ctx.string('tool-requirement')!, notes);
     const { claims, ignoredKeys } = readClaims(ctx.string('claims'));
+    // A token's subject is a person of one issuer, even when it is spelled like a group.
+    const issuer = tokenIssuer(ctx);
 
-    await ctx.requireTenant(tenantId);
+    const record = await ctx.requireTenant(tenantId);
     const storage = await ctx.storage();
     const fromToken: Principal = Object.freeze({
       subject,
       email: undefined,
       tenantId,
       clientId: undefined,
-      issuer: 'authsec-cli',
+      issuer,
       ...claims,
       expiresAt: Math.floor(Date.now() / 1000) + 300,
       claims: Object.freeze({}),
@@ -136,7 +143,10 @@ export const check: CommandSpec = {
       if (!isAuthSecError(error) || error.code !== 'TENANT_UNKNOWN') throw error;
       refusal = {
         code: error.code,
-        message: `tenant '${tenantId}' is disabled: every token of it is refused`,
+        message:
+          record.status === 'disabled'
+            ? `tenant '${tenantId}' is disabled: every token of it is refused`
+            : `tenant '${tenantId}' does not allow issuer ${issuer}: its tokens are refused (allowed: ${(record.issuers ?? []).join(', ')})`,
       };
     }
     const decision = effective ? decide(effective, requirement) : undefined;
@@ -152,6 +162,7 @@ export const check: CommandSpec = {
       ctx.out.json({
         tenant: tenantId,
         subject,
+        issuer,
         requirement: requirement.source,
         requireAll: requirement.requireAll,
         effective: effectiveClaims,
@@ -168,7 +179,7 @@ export const check: CommandSpec = {
       return 0;
     }
 
-    ctx.out.line(`Subject '${subject}' in tenant '${tenantId}'`);
+    ctx.out.line(`Subject '${subject}' of ${issuer} in tenant '${tenantId}'`);
     if (effective) {
       ctx.out.line();
       ctx.out.table(

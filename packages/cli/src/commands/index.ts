@@ -2,7 +2,7 @@ import type { CommandEntry } from '../command.js';
 import { audit } from './audit.js';
 import { catalogGroups } from './catalog.js';
 import { check } from './check.js';
-import { grant, revoke } from './grant.js';
+import { grant, grants, revoke } from './grant.js';
 import { migrate } from './migrate.js';
 import { service } from './service.js';
 import { tenant } from './tenant.js';
@@ -17,6 +17,7 @@ export const COMMANDS: readonly CommandEntry[] = Object.freeze([
   ...catalogGroups,
   grant,
   revoke,
+  grants,
   check,
   audit,
   service,

@@ -1,5 +1,6 @@
 import type { TenantRecord } from '@authsec/core/postgres';
 import type { CommandContext, CommandGroup, CommandSpec } from '../command.js';
+import { checkIssuerUrl } from '../issuer.js';
 import { TENANT_RULE } from '../parse.js';
 
 /** A tenant row as `--json` prints it. */
@@ -9,6 +10,7 @@ function tenantJson(record: TenantRecord) {
     status: record.status,
     placement: record.placement,
     createdAt: record.createdAt.toISOString(),
+    issuers: [...(record.issuers ?? [])],
   };
 }
 
@@ -91,9 +93,90 @@ function setStatus(name: 'disable' | 'enable'): CommandSpec {
   };
 }
 
-/** `authsec tenant create|list|disable|enable`. */
+const issuerArg = {
+  name: 'issuer',
+  description: 'An issuer URL, exactly as its tokens carry it in iss',
+} as const;
+
+const ISSUER_DETAILS = [
+  'A tenant with no allowed issuers accepts tokens from every issuer the servers trust (AUTHSEC_ISSUER). Once',
+  'it names some, a token naming the tenant from any other issuer is refused with TENANT_UNKNOWN, on every',
+  'server within a second.',
+];
+
+function issuerChange(name: 'add' | 'remove'): CommandSpec {
+  return {
+    name: `issuer ${name}`,
+    summary:
+      name === 'add'
+        ? 'Allow an issuer to speak for a tenant; tokens of the tenant from other issuers are then refused'
+        : 'Remove an allowed issuer; with none left, every trusted issuer may speak for the tenant again',
+    details: ISSUER_DETAILS,
+    args: [tenantArg, issuerArg],
+    async run(ctx: CommandContext) {
+      const startedAt = performance.now();
+      const id = ctx.args.tenant!;
+      const issuer = checkIssuerUrl(ctx.args.issuer!, '<issuer>', ctx.command);
+      await ctx.requireTenant(id);
+      const storage = await ctx.storage();
+      const changed =
+        name === 'add'
+          ? await storage.tenancy.addIssuer(id, issuer)
+          : await storage.tenancy.removeIssuer(id, issuer);
+      if (changed)
+        await ctx.recordChange({ tenantId: id, target: `tenant issuer ${name} ${id} ${issuer}`, startedAt });
+      const issuers = (await ctx.requireTenant(id)).issuers ?? [];
+      if (ctx.json) ctx.out.json({ tenant: id, issuer, changed, issuers: [...issuers] });
+      else if (name === 'add')
+        ctx.out.line(
+          changed
+            ? `Allowed ${issuer} for tenant '${id}': its tokens are now accepted only from ${issuers.join(', ')}`
+            : `${issuer} was already allowed for tenant '${id}'`,
+        );
+      else
+        ctx.out.line(
+          !changed
+            ? `${issuer} was not allowed for tenant '${id}'`
+            : issuers.length === 0
+              ? `Removed ${issuer}: tenant '${id}' accepts tokens from every trusted issuer again`
+              : `Removed ${issuer}: tenant '${id}' accepts tokens from ${issuers.join(', ')}`,
+        );
+      return 0;
+    },
+  };
+}
+
+const issuerList: CommandSpec = {
+  name: 'issuer list',
+  summary: 'List the issuers allowed to speak for a tenant (none: every trusted issuer may)',
+  details: ISSUER_DETAILS,
+  args: [tenantArg],
+  async run(ctx) {
+    const id = ctx.args.tenant!;
+    const issuers = (await ctx.requireTenant(id)).issuers ?? [];
+    if (ctx.json) ctx.out.json({ tenant: id, issuers: [...issuers] });
+    else if (issuers.length === 0)
+      ctx.out.line(`Tenant '${id}' names no issuer: every trusted issuer (AUTHSEC_ISSUER) may speak for it.`);
+    else
+      ctx.out.table(
+        ['ISSUER'],
+        issuers.map((i) => [i]),
+      );
+    return 0;
+  },
+};
+
+/** `authsec tenant create|list|disable|enable` and `authsec tenant issuer add|remove|list`. */
 export const tenant: CommandGroup = {
   name: 'tenant',
-  summary: 'Create, list, disable and enable tenants',
-  commands: [create, list, setStatus('disable'), setStatus('enable')],
+  summary: 'Create, list, disable and enable tenants, and name the issuers allowed to speak for them',
+  commands: [
+    create,
+    list,
+    setStatus('disable'),
+    setStatus('enable'),
+    issuerChange('add'),
+    issuerChange('remove'),
+    issuerList,
+  ],
 };

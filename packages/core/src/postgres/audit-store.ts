@@ -5,6 +5,7 @@ import type { MasterKeyRing } from '../env.js';
 import { type AuthSecError, type AuthSecErrorCode, toAuthSecError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { type Clock, isValidTenantId, type Logger } from '../types.js';
+import { type AuditCheckpoint, type AuditCheckpointSink, signAuditCheckpoint } from './audit-checkpoints.js';
 import { type Migration, migrateSchema, registerMigrations } from './migrations.js';
 import type { SqlClient, SqlQueryable } from './sql.js';
 import type { TenantHandle } from './tenancy-types.js';
@@ -17,9 +18,10 @@ import type { TenantHandle } from './tenancy-types.js';
  * under a lock on the head row, so that several replicas writing to one tenant never fork the chain.
  *
  * What the chain cannot show on its own: someone with write access to the database who deletes the newest
- * rows *and* rewinds the head to the last remaining row leaves a consistent chain behind. Anchor the head
- * elsewhere (for example by recording {@link readAuditHead} or `authsec audit verify --json` in another system)
- * to detect that too.
+ * rows *and* rewinds the head to the last remaining row (or empties the table and resets the head) leaves a
+ * consistent chain behind. The sink therefore anchors each head outside the database: signed checkpoints
+ * (`checkpointSinks`, see `audit-checkpoints.ts`), which `verifyAuditCheckpoints` and `authsec audit verify
+ * --checkpoint <file>` compare with the chain.
  */
 
 /** HKDF purpose of the chain keys; one key per ring key id. */
@@ -85,6 +87,13 @@ CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON ${schema}.audit_event
   FOR EACH STATEMENT EXECUTE FUNCTION ${schema}.audit_events_append_only();
 `,
   },
+  {
+    component: 'audit',
+    version: 2,
+    name: 'issuer of the subject',
+    // Rows written before stay as they were (NULL): the log is append-only, and their MACs cover no issuer.
+    sql: (schema) => `ALTER TABLE ${schema}.audit_events ADD COLUMN IF NOT EXISTS issuer text NULL;`,
+  },
 ];
 
 registerMigrations('tenant', AUDIT_MIGRATIONS);
@@ -107,6 +116,8 @@ interface StoredFields {
   readonly action: string;
   readonly decision: string;
   readonly subject: string | null;
+  /** The issuer of `subject`; `null` in rows written before issuers were recorded. */
+  readonly issuer: string | null;
   readonly clientId: string | null;
   readonly target: string | null;
   readonly reason: string | null;
@@ -137,6 +148,7 @@ function normalize(event: AuditEvent, clock: Clock): StoredFields {
     action: cleanText(event.action),
     decision: cleanText(event.decision),
     subject: optionalText(event.subject),
+    issuer: optionalText(event.issuer),
     clientId: optionalText(event.clientId),
     target: optionalText(event.target),
     reason: optionalText(event.reason),
@@ -172,6 +184,8 @@ function macOf(
     f.failed,
     f.argumentsDigest,
     f.latencyMicros,
+    // Covered only when present, so rows written before issuers were recorded verify as they always did.
+    ...(f.issuer === null ? [] : [f.issuer]),
   ]);
   // prevMac is either '' (first row) or 64 hex characters, so the concatenation is unambiguous.
   return createHmac('sha256', key)
@@ -194,7 +208,7 @@ function keyCache(ring: MasterKeyRing): (kid: string) => Buffer | undefined {
 }
 
 const COLUMNS =
-  'seq, time, action, decision, subject, client_id, target, reason, failed, arguments_digest, latency_micros, key_id, mac';
+  'seq, time, action, decision, subject, client_id, target, reason, failed, arguments_digest, latency_micros, key_id, mac, issuer';
 const TYPES = [
   'bigint',
   'timestamptz',
@@ -209,11 +223,12 @@ const TYPES = [
   'integer',
   'text',
   'text',
+  'text',
 ];
 // Selected so that both drivers return plain strings: seq and time as decimal text (time in microseconds).
 // The output column `seq` is text, so queries must order by the table column (`e.seq`), never by `seq`.
 const SELECT_FIELDS = `seq::text AS seq, round(extract(epoch FROM time) * 1000000)::bigint::text AS time_us, action,
-  decision, subject, client_id, target, reason, failed, arguments_digest, latency_micros`;
+  decision, subject, client_id, target, reason, failed, arguments_digest, latency_micros, issuer`;
 
 interface EventRow {
   seq: string;
@@ -227,6 +242,7 @@ interface EventRow {
   failed: string[] | null;
   arguments_digest: string | null;
   latency_micros: number | null;
+  issuer: string | null;
 }
 
 function fieldsOfRow(row: EventRow): StoredFields {
@@ -236,6 +252,7 @@ function fieldsOfRow(row: EventRow): StoredFields {
     action: row.action,
     decision: row.decision,
     subject: row.subject,
+    issuer: row.issuer ?? null,
     clientId: row.client_id,
     target: row.target,
     reason: row.reason,
@@ -263,10 +280,10 @@ async function appendBatch(
   keyId: string,
   key: Uint8Array,
   logger: Logger,
-): Promise<void> {
+): Promise<{ seq: number; mac: string }> {
   const s = handle.schema;
   const tenantId = handle.tenant.id;
-  await handle.sql.transaction(async (tx) => {
+  return handle.sql.transaction(async (tx) => {
     const lockHead = () =>
       tx.query<{ seq: string; mac: string }>(
         `SELECT seq::text AS seq, mac FROM ${s}.audit_head WHERE id FOR UPDATE`,
@@ -322,6 +339,7 @@ async function appendBatch(
         f.latencyMicros,
         keyId,
         mac,
+        f.issuer,
       );
       prev = mac;
     }
@@ -330,6 +348,7 @@ async function appendBatch(
       String(seq),
       prev,
     ]);
+    return { seq, mac: prev };
   });
 }
 
@@ -348,20 +367,76 @@ export interface PostgresAuditSinkOptions {
   /** Milliseconds between background flushes (and retries while the database is down). Default 200. */
   readonly flushIntervalMs?: number;
   /**
-   * Events held in memory at most, written or waiting for a retry. Beyond it the oldest are dropped, counted
-   * in `dropped` and reported in an error log: memory stays bounded while the database is down, at the price
-   * of losing audit events. Default 10000.
+   * Events waiting to be written at which the sink stops {@link AuditSink.accepting}: the engine then refuses
+   * new decisions (503) until writes catch up. Buffered events are never evicted. Events still written after
+   * that (decisions already under way, writers that do not go through the engine) are kept up to twice
+   * `maxBuffer`; only past that is an event lost (counted in `dropped`, logged as an error). Default 10000.
    */
   readonly maxBuffer?: number;
+  /**
+   * Milliseconds writes may fail (or one write may hang) before the sink stops accepting and the engine refuses
+   * decisions with `SERVICE_UNAVAILABLE`; it accepts again as soon as a write pass succeeds (the events buffered
+   * meanwhile are written first). Default 5000. Higher keeps serving through longer outages with more events
+   * only in memory (lost if the process dies); lower refuses sooner.
+   */
+  readonly refuseAfterMs?: number;
+  /**
+   * Where signed checkpoints of every chain head this sink appended go (see `createFileCheckpointSink`,
+   * `createStreamCheckpointSink`): without them a log cut from its end and rewound, or emptied, still
+   * verifies. Written every `checkpointIntervalMs` for the tenants appended to since the last one, and on
+   * `close()`. Default: none.
+   */
+  readonly checkpointSinks?: readonly AuditCheckpointSink[];
+  /** Milliseconds between checkpoints. Default 60000. */
+  readonly checkpointIntervalMs?: number;
   /** Where failures, drops and recoveries are logged. Default: JSON lines on stderr. */
   readonly logger?: Logger;
-  /** Time source for events whose `time` is not a valid ISO-8601 instant. Default `Date.now`. */
+  /**
+   * Time source for events whose `time` is not a valid ISO-8601 instant, for `refuseAfterMs` and for checkpoint
+   * times. Default `Date.now`.
+   */
   readonly clock?: Clock;
+}
+
+/** A snapshot of {@link PostgresAuditSink.state}, for health checks and metrics. */
+export interface PostgresAuditSinkState {
+  /** Whether the sink accepts new events (see {@link AuditSink.accepting}). */
+  readonly accepting: boolean;
+  /** Since when (ISO-8601) writes have been failing, or `null` while they succeed. */
+  readonly failingSince: string | null;
+  /** Events accepted and not yet written (queue depth). */
+  readonly buffered: number;
+  /** Events written to their tenant's chain. */
+  readonly written: number;
+  /** Decisions the engine refused because the sink was not accepting. */
+  readonly refused: number;
+  /** Events lost; stays 0 unless writers ignore `accepting` past twice `maxBuffer`, or write after `close()`. */
+  readonly dropped: number;
+  /** Events not meant for this store (see {@link PostgresAuditSink.skipped}). */
+  readonly skipped: number;
+  /** Checkpoints delivered to every checkpoint sink. */
+  readonly checkpoints: number;
 }
 
 /** The sink {@link createPostgresAuditSink} returns: an {@link AuditSink} with counters for monitoring. */
 export interface PostgresAuditSink extends AuditSink {
-  /** Events lost: dropped beyond `maxBuffer`, or written after `close()`. */
+  /**
+   * False once writes have failed for `refuseAfterMs`, while `maxBuffer` events wait, and after `close()`: the
+   * engine then refuses decisions. True again as soon as a write pass succeeds.
+   */
+  readonly accepting: boolean;
+  /** Counts one decision refused by the engine because the sink was not accepting. */
+  recordRefusal(): void;
+  /** Every counter at once. */
+  state(): PostgresAuditSinkState;
+  /** Events written to their tenant's chain. */
+  readonly written: number;
+  /** Decisions the engine refused because the sink was not accepting. */
+  readonly refused: number;
+  /**
+   * Events lost: written past twice `maxBuffer` by writers that ignore `accepting`, written after `close()`, or
+   * that could not be buffered at all. Buffered events are never evicted.
+   */
   readonly dropped: number;
   /**
    * Events not meant for this store: without a (valid) tenant id, or of a tenant that `resolve` refuses with
@@ -404,12 +479,19 @@ function mergeByN(a: readonly Pending[], b: readonly Pending[]): Pending[] {
  * `write` only buffers: it never awaits and never throws. A timer (every `flushIntervalMs`) writes the buffer
  * in the background, grouped by tenant, `batchSize` events per transaction. Each transaction locks the
  * tenant's chain head, so several processes writing to one tenant never fork the chain. While the database is
- * unreachable the events stay buffered (up to `maxBuffer`) and are retried on every tick; service resumes by
- * itself. Events without a tenant id are skipped (debug log): they belong to no tenant's chain. Delivery is at
- * least once: a commit whose acknowledgement is lost is written again under a new sequence number.
+ * unreachable the events stay buffered and are retried on every tick; they are never evicted. Once writes have
+ * failed for `refuseAfterMs`, or `maxBuffer` events wait, the sink stops {@link AuditSink.accepting} and the
+ * engine refuses decisions with `SERVICE_UNAVAILABLE` (503) instead of making decisions it cannot record; the
+ * first write pass that succeeds (buffered events first) ends that. Events without a tenant id are skipped
+ * (debug log): they belong to no tenant's chain. Delivery is at least once: a commit whose acknowledgement is
+ * lost is written again under a new sequence number.
+ *
+ * With `checkpointSinks`, the sink signs the head of every chain it appended to and writes it there every
+ * `checkpointIntervalMs` and on `close()`, anchoring the chains outside the database.
  *
  * `flush()` writes everything accepted before the call and rejects with `SERVICE_UNAVAILABLE` when the
- * database is down (the events stay buffered). `close()` stops the timer and flushes; later writes are dropped.
+ * database is down (the events stay buffered). `close()` stops the timers, flushes and writes the last
+ * checkpoints; later writes are dropped.
  */
 export function createPostgresAuditSink(options: PostgresAuditSinkOptions): PostgresAuditSink {
   if (typeof options?.resolve !== 'function')
@@ -423,6 +505,19 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
   const maxBuffer = positiveInteger('maxBuffer', options.maxBuffer, 10_000, 100_000_000);
   if (maxBuffer < batchSize)
     throw new TypeError('createPostgresAuditSink: maxBuffer must be at least batchSize');
+  const refuseAfterMs = positiveInteger('refuseAfterMs', options.refuseAfterMs, 5000, 86_400_000);
+  const checkpointIntervalMs = positiveInteger(
+    'checkpointIntervalMs',
+    options.checkpointIntervalMs,
+    60_000,
+    86_400_000,
+  );
+  const checkpointSinks = options.checkpointSinks ?? [];
+  if (!Array.isArray(checkpointSinks) || checkpointSinks.some((c) => typeof c?.write !== 'function')) {
+    throw new TypeError('createPostgresAuditSink: checkpointSinks must be checkpoint sinks');
+  }
+  // Past `maxBuffer` decisions are refused; this bounds memory for writers that do not ask first.
+  const hardLimit = maxBuffer * 2;
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? Date.now;
   const resolve = options.resolve;
@@ -432,17 +527,38 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
   let buffer: Pending[] = [];
   let inFlight = 0;
   let accepted = 0;
+  let written = 0;
+  let refused = 0;
   let dropped = 0;
   let skipped = 0;
   let dropsLogged = 0;
   let closed = false;
   let failing = false;
+  /** When the current run of failed write passes began (the start of the first failed pass). */
+  let failingSince: number | undefined;
+  /** When the write pass under way began. */
+  let cycleStartedAt: number | undefined;
+  let refusingLogged = false;
   let cyclesQueued = 0;
   let chain: Promise<unknown> = Promise.resolve();
+  /** The newest head this sink appended, per tenant, and the seq of its last delivered checkpoint. */
+  const heads = new Map<string, { seq: number; mac: string }>();
+  const anchored = new Map<string, number>();
+  let checkpointsWritten = 0;
+  let checkpointChain: Promise<void> = Promise.resolve();
+
+  const pending = () => buffer.length + inFlight;
+
+  // Read before every decision: a few comparisons, no allocation.
+  const isAccepting = (): boolean => {
+    if (closed || pending() >= maxBuffer) return false;
+    const troubleSince = failingSince ?? cycleStartedAt;
+    return troubleSince === undefined || clock() - troubleSince < refuseAfterMs;
+  };
 
   const reportDrops = () => {
     if (dropped === dropsLogged) return;
-    logger.error('Audit events were dropped: the buffer is full (is the database down?)', {
+    logger.error('Audit events were dropped: the buffer is past twice maxBuffer (is the database down?)', {
       dropped: dropped - dropsLogged,
       totalDropped: dropped,
       maxBuffer,
@@ -450,12 +566,56 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     dropsLogged = dropped;
   };
 
-  const trim = () => {
-    const excess = buffer.length + inFlight - maxBuffer;
-    if (excess <= 0) return;
-    const n = Math.min(excess, buffer.length);
-    buffer.splice(0, n);
-    dropped += n;
+  const reportAccepting = () => {
+    const acceptingNow = isAccepting();
+    if (!acceptingNow && !refusingLogged && !closed) {
+      refusingLogged = true;
+      logger.error('The audit log stopped accepting events: decisions are refused (503) until it recovers', {
+        buffered: pending(),
+        maxBuffer,
+        failingForMs: failingSince === undefined ? undefined : clock() - failingSince,
+        refuseAfterMs,
+      });
+    } else if (acceptingNow && refusingLogged) {
+      refusingLogged = false;
+      logger.info('The audit log accepts events again', { written, refused, buffered: pending() });
+    }
+  };
+
+  const noteHead = (tenantId: string, head: { seq: number; mac: string }) => {
+    const known = heads.get(tenantId);
+    if (!known || head.seq > known.seq) heads.set(tenantId, head);
+  };
+
+  /** Signs and delivers a checkpoint of every head appended since the last one. Never rejects. */
+  const writeCheckpoints = (): Promise<void> => {
+    if (checkpointSinks.length === 0) return Promise.resolve();
+    const run = checkpointChain.then(async () => {
+      const due: AuditCheckpoint[] = [];
+      const timeMs = clock();
+      for (const [tenant, head] of heads) {
+        if ((anchored.get(tenant) ?? 0) < head.seq) {
+          due.push(signAuditCheckpoint(ring, { tenant, seq: head.seq, mac: head.mac, timeMs }));
+        }
+      }
+      if (due.length === 0) return;
+      const results = await Promise.allSettled(checkpointSinks.map((c) => c.write(due)));
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) {
+        // Retried at the next checkpoint: the heads stay due.
+        logger.error('Audit checkpoints could not be written; retried at the next checkpoint', {
+          cause: String(failure.reason),
+          tenants: due.length,
+        });
+        return;
+      }
+      for (const c of due) anchored.set(c.tenant, c.seq);
+      checkpointsWritten += due.length;
+    });
+    checkpointChain = run.catch((error: unknown) => {
+      logger.error('Audit checkpoints could not be signed', { error: toAuthSecError(error).message });
+    });
+    return checkpointChain;
   };
 
   /** Appends one tenant's events in batches; returns those not written and why. */
@@ -481,13 +641,15 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     for (let i = 0; i < entries.length; i += batchSize) {
       const batch = entries.slice(i, i + batchSize);
       try {
-        await appendBatch(
+        const head = await appendBatch(
           handle,
           batch.map((p) => p.fields),
           keyId,
           key,
           logger,
         );
+        written += batch.length;
+        noteHead(tenantId, head);
       } catch (error) {
         return { rest: entries.slice(i), error: toAuthSecError(error) };
       }
@@ -500,6 +662,8 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     const taken = buffer;
     buffer = [];
     inFlight += taken.length;
+    const startedAt = clock();
+    cycleStartedAt = startedAt;
     const byTenant = new Map<string, Pending[]>();
     for (const p of taken) {
       const list = byTenant.get(p.tenantId);
@@ -528,11 +692,13 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     };
     await Promise.all(Array.from({ length: Math.min(TENANT_CONCURRENCY, tenants.length) }, worker));
     inFlight -= taken.length;
+    cycleStartedAt = undefined;
     if (failed.length > 0) {
       failed.sort((a, b) => a.n - b.n);
       buffer = mergeByN(failed, buffer);
-      trim();
     }
+    if (firstError) failingSince ??= startedAt;
+    else if (taken.length > 0) failingSince = undefined;
     if (firstError && !failing) {
       failing = true;
       logger.error('Audit events could not be written; they stay buffered and are retried', {
@@ -548,6 +714,7 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
       failing = false;
       logger.info('Audit events are being written again', { buffered: buffer.length });
     }
+    reportAccepting();
     return firstError;
   };
 
@@ -563,10 +730,14 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
 
   const tick = () => {
     reportDrops();
+    reportAccepting();
     if (cyclesQueued === 0 && buffer.length > 0) void enqueueCycle();
   };
   const timer = setInterval(tick, flushIntervalMs);
   timer.unref();
+  const checkpointTimer =
+    checkpointSinks.length > 0 ? setInterval(() => void writeCheckpoints(), checkpointIntervalMs) : undefined;
+  checkpointTimer?.unref();
 
   const flush = async (): Promise<void> => {
     const error = await enqueueCycle();
@@ -575,6 +746,30 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
   };
 
   return {
+    get accepting() {
+      return isAccepting();
+    },
+    recordRefusal() {
+      refused++;
+    },
+    state() {
+      return {
+        accepting: isAccepting(),
+        failingSince: failingSince === undefined ? null : new Date(failingSince).toISOString(),
+        buffered: pending(),
+        written,
+        refused,
+        dropped,
+        skipped,
+        checkpoints: checkpointsWritten,
+      };
+    },
+    get written() {
+      return written;
+    },
+    get refused() {
+      return refused;
+    },
     get dropped() {
       return dropped;
     },
@@ -582,13 +777,18 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
       return skipped;
     },
     get buffered() {
-      return buffer.length + inFlight;
+      return pending();
     },
     write(event: AuditEvent): void {
       try {
         if (closed) {
           dropped++;
           logger.warn('Audit event written after close() was dropped');
+          return;
+        }
+        if (pending() >= hardLimit) {
+          // Never evict what is buffered: the new event is the one lost, counted (and logged by the timer).
+          dropped++;
           return;
         }
         const tenantId = event.tenantId;
@@ -598,7 +798,6 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
           return;
         }
         buffer.push({ n: accepted++, tenantId, fields: normalize(event, clock) });
-        trim();
         if (buffer.length >= batchSize && cyclesQueued === 0 && !failing) void enqueueCycle();
       } catch (error) {
         // The request path must never fail because of auditing.
@@ -610,7 +809,13 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     async close(): Promise<void> {
       closed = true;
       clearInterval(timer);
-      await flush();
+      if (checkpointTimer) clearInterval(checkpointTimer);
+      try {
+        await flush();
+      } finally {
+        // Anchor what was written, even when the last flush failed.
+        await writeCheckpoints();
+      }
     },
   };
 }
@@ -783,6 +988,7 @@ export async function readAuditEvents(
       action: f.action as AuditAction,
       decision: f.decision as AuditEvent['decision'],
       subject: f.subject ?? undefined,
+      ...(f.issuer === null ? {} : { issuer: f.issuer }),
       tenantId: handle.tenant.id,
       clientId: f.clientId ?? undefined,
       target: f.target ?? undefined,

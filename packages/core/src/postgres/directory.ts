@@ -1,20 +1,24 @@
 import { LRUCache } from 'lru-cache';
 import { AuthSecError, isAuthSecError } from '../errors.js';
+import { assertDisplaySafe } from '../identifiers.js';
 import { createLogger } from '../logger.js';
 import type { DirectoryChange, PrincipalDirectory } from '../options.js';
 import type { Clock, Logger, Principal } from '../types.js';
 import { toDatabaseError } from './sql.js';
-import type { Tenancy, TenantChange } from './tenancy.js';
+import { isIssuerUrl, type Tenancy, type TenantChange } from './tenancy.js';
 import type { TenantHandle } from './tenancy-types.js';
 
 /**
  * Database-backed validation of claims ("validated against your tenant database, not just JWT claims").
  *
  * Effective claims of a principal = the token's claims that exist in the tenant's catalog (per kind), plus
- * the bindings of its subject, plus the bindings of `group:<g>` for every effective group (transitively: a
- * group binding that grants a group brings that group's bindings too).
+ * the bindings of its subject from its issuer, plus the bindings of `group:<g>` for every effective group
+ * (transitively: a group binding that grants a group brings that group's bindings too). A person is the pair
+ * (issuer, subject): the same `sub` from another trusted issuer is someone else and holds none of the grants.
+ * Group grants belong to no issuer. When the tenant names allowed issuers, a token from any other issuer is
+ * refused (`TENANT_UNKNOWN`).
  *
- * Caching and staleness: the catalog of each tenant and the bindings of each (tenant, subject) are cached for
+ * Caching and staleness: the catalog of each tenant and the bindings of each (tenant, issuer, subject) are cached for
  * `cacheTtlMs`. Every change made through {@link DirectoryAdmin} (in any process) is announced on the master
  * database and drops the affected entries on every replica at once. When changes may have been missed (the
  * listening connection was lost) or the database is found unreachable, every cache is dropped, so from then on
@@ -42,9 +46,11 @@ export interface CatalogEntry {
   readonly createdAt: Date;
 }
 
-/** One grant of a catalog entry to a subject (`sub`) or to a group (`group:<name>`). */
+/** One grant of a catalog entry to a subject (`sub` from an issuer) or to a group (`group:<name>`). */
 export interface Binding {
   readonly subject: string;
+  /** The issuer of `subject`; `undefined` for a group grant, which holds whatever the issuer. */
+  readonly issuer: string | undefined;
   readonly kind: CatalogKind;
   readonly value: string;
   readonly createdAt: Date;
@@ -60,10 +66,21 @@ export interface DirectoryGrants {
   readonly permissions?: readonly string[];
 }
 
+/** Whose grants: the issuer of a person's subject. */
+export interface SubjectOptions {
+  /**
+   * The issuer of the subject, exactly as its tokens carry it in `iss`. Required for a person's `sub` (grants
+   * are bound to (issuer, subject), so the same `sub` from another issuer gets none of them); refused for
+   * `group:<name>`, whose grants hold whatever the issuer. For {@link DirectoryAdmin.listBindings}, optional:
+   * absent lists the subject under every issuer.
+   */
+  readonly issuer?: string;
+}
+
 /**
  * Administration of a tenant's catalog and bindings (used by the `authsec` command). Works on disabled tenants
- * too; an unknown tenant is `TENANT_UNKNOWN`, a malformed name or subject `BAD_REQUEST`. Every change is
- * announced to every replica.
+ * too; an unknown tenant is `TENANT_UNKNOWN`, a malformed name, subject or issuer `BAD_REQUEST` (so is a
+ * person's subject without its issuer). Every change is announced to every replica.
  */
 export interface DirectoryAdmin {
   /** Adds a catalog entry. Returns `false` when it already existed. */
@@ -76,14 +93,28 @@ export interface DirectoryAdmin {
   /** The catalog, ordered by kind and name. */
   listCatalog(tenantId: string, kind?: CatalogKind): Promise<CatalogEntry[]>;
   /**
-   * Grants catalog entries to a subject (`sub`) or a group (`group:<name>`, an existing group). A value that is
-   * not in the catalog is `BAD_REQUEST`, and nothing is granted. Returns how many bindings are new.
+   * Grants catalog entries to a subject (`sub` of `options.issuer`) or a group (`group:<name>`, an existing
+   * group). A value that is not in the catalog is `BAD_REQUEST`, and nothing is granted. Returns how many
+   * bindings are new.
    */
-  grant(tenantId: string, subject: string, grants: DirectoryGrants): Promise<number>;
-  /** Removes bindings. Returns how many existed. */
-  revoke(tenantId: string, subject: string, grants: DirectoryGrants): Promise<number>;
-  /** Bindings of one subject, or of the whole tenant, ordered by subject, kind and value. */
-  listBindings(tenantId: string, subject?: string): Promise<Binding[]>;
+  grant(
+    tenantId: string,
+    subject: string,
+    grants: DirectoryGrants,
+    options?: SubjectOptions,
+  ): Promise<number>;
+  /** Removes bindings of a subject (of `options.issuer`) or a group. Returns how many existed. */
+  revoke(
+    tenantId: string,
+    subject: string,
+    grants: DirectoryGrants,
+    options?: SubjectOptions,
+  ): Promise<number>;
+  /**
+   * Bindings of one subject (of one issuer, with `options.issuer`), or of the whole tenant, ordered by subject,
+   * issuer, kind and value.
+   */
+  listBindings(tenantId: string, subject?: string, options?: SubjectOptions): Promise<Binding[]>;
 }
 
 /** Options of {@link createPostgresDirectory}. */
@@ -96,7 +127,7 @@ export interface PostgresDirectoryOptions {
    * Default 30000.
    */
   readonly cacheTtlMs?: number;
-  /** Most (tenant, subject) binding sets cached. Default 10000. */
+  /** Most (tenant, issuer, subject) binding sets cached. Default 10000. */
   readonly maxSubjects?: number;
   /** Most tenant catalogs cached. Default 1000. */
   readonly maxTenants?: number;
@@ -112,8 +143,11 @@ export interface PostgresDirectoryOptions {
 export interface PostgresDirectory extends PrincipalDirectory {
   /** Catalog and binding administration. */
   readonly admin: DirectoryAdmin;
-  /** Drops this process's cached entries of a tenant (all of them, or one subject's bindings). */
-  invalidate(tenantId: string, subject?: string): void;
+  /**
+   * Drops this process's cached entries of a tenant: all of them, one subject's bindings under every issuer,
+   * or (with `issuer`) under that issuer only.
+   */
+  invalidate(tenantId: string, subject?: string, issuer?: string): void;
   /** Resolves when the master database answers; `SERVICE_UNAVAILABLE` otherwise (for readiness probes). */
   check(): Promise<void>;
   /** Stops listening for changes (and closes the tenancy when `closeTenancy`). */
@@ -180,6 +214,45 @@ function checkSubject(tenantId: string, subject: unknown): string {
   return subject;
 }
 
+/**
+ * The stored issuer of a subject's bindings: the checked `options.issuer` for a person, `''` for a group.
+ * With `optional`, a person's issuer may be absent (`undefined`: every issuer).
+ */
+function checkIssuer(
+  tenantId: string,
+  subject: string,
+  options: SubjectOptions | undefined,
+  optional = false,
+): string | undefined {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TypeError('options must be an object');
+  }
+  const issuer = options?.issuer;
+  if (subject.startsWith(GROUP_PREFIX)) {
+    if (issuer !== undefined) {
+      throw badRequest(
+        `Grants to ${subject} belong to no issuer: give no issuer for a group in tenant '${tenantId}'`,
+        tenantId,
+      );
+    }
+    return '';
+  }
+  if (issuer === undefined) {
+    if (optional) return undefined;
+    throw badRequest(
+      `The issuer of subject '${subject.slice(0, 60)}' is required in tenant '${tenantId}': grants are bound to (issuer, subject)`,
+      tenantId,
+    );
+  }
+  if (!isIssuerUrl(issuer)) {
+    throw badRequest(
+      `Invalid issuer in tenant '${tenantId}': an http(s) URL without spaces, at most 2048 characters, exactly as tokens carry it in iss`,
+      tenantId,
+    );
+  }
+  return issuer;
+}
+
 function checkKind(tenantId: string, kind: unknown): CatalogKind {
   if (!isCatalogKind(kind)) {
     throw badRequest(`Unknown catalog kind '${String(kind)}': ${CATALOG_KINDS.join(', ')}`, tenantId);
@@ -217,8 +290,14 @@ function flattenGrants(
   return { kinds, values };
 }
 
-function subjectKey(tenantId: string, subject: string): string {
-  return `${tenantId}\u0000${subject}`;
+/** A person is (issuer, subject); a group's issuer is `''`. */
+interface SubjectRef {
+  readonly issuer: string;
+  readonly subject: string;
+}
+
+function subjectKey(tenantId: string, subject: string, issuer: string): string {
+  return `${tenantId}\u0000${subject}\u0000${issuer}`;
 }
 
 /**
@@ -255,16 +334,20 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
   let version = 0;
   let warnedGroupSubject = false;
 
-  const dropTenant = (tenantId: string) => {
-    catalogs.delete(tenantId);
-    const prefix = subjectKey(tenantId, '');
+  const dropPrefix = (prefix: string) => {
     for (const key of [...bindings.keys()]) if (key.startsWith(prefix)) bindings.delete(key);
   };
+  const dropTenant = (tenantId: string) => {
+    catalogs.delete(tenantId);
+    dropPrefix(`${tenantId}\u0000`);
+  };
 
-  const invalidate = (tenantId: string, subject?: string) => {
+  const invalidate = (tenantId: string, subject?: string, issuer?: string) => {
     version++;
     if (subject === undefined) dropTenant(tenantId);
-    else bindings.delete(subjectKey(tenantId, subject));
+    else if (subject.startsWith(GROUP_PREFIX)) bindings.delete(subjectKey(tenantId, subject, ''));
+    else if (issuer !== undefined) bindings.delete(subjectKey(tenantId, subject, issuer));
+    else dropPrefix(`${tenantId}\u0000${subject}\u0000`);
   };
 
   const listeners = new Set<(change: DirectoryChange) => void>();
@@ -286,8 +369,9 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
   };
 
   const onChange = (change: TenantChange) => {
-    if (change.kind === 'binding' && change.subject !== null) invalidate(change.tenantId, change.subject);
-    else invalidate(change.tenantId);
+    if (change.kind === 'binding' && change.subject !== null) {
+      invalidate(change.tenantId, change.subject, change.issuer ?? undefined);
+    } else invalidate(change.tenantId);
     announce({ tenantId: change.tenantId, subject: change.kind === 'binding' ? change.subject : null });
   };
   const unsubscribe = tenancy.subscribe(onChange, dropAll);
@@ -309,46 +393,50 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
 
   const loadBindings = async (
     handle: TenantHandle,
-    subjects: readonly string[],
+    subjects: readonly SubjectRef[],
   ): Promise<SubjectBindings[]> => {
     const tenantId = handle.tenant.id;
     const now = clock();
     const out = new Map<string, SubjectBindings>();
-    const missing: string[] = [];
-    for (const subject of subjects) {
-      const hit = bindings.get(subjectKey(tenantId, subject));
-      if (hit && hit.expiresAt > now) out.set(subject, hit.value);
-      else missing.push(subject);
+    const missing: SubjectRef[] = [];
+    for (const ref of subjects) {
+      const key = subjectKey(tenantId, ref.subject, ref.issuer);
+      const hit = bindings.get(key);
+      if (hit && hit.expiresAt > now) out.set(key, hit.value);
+      else missing.push(ref);
     }
     if (missing.length > 0) {
       const before = version;
-      const r = await handle.sql.query<{ subject: string; kind: CatalogKind; value: string }>(
-        `SELECT subject, kind, value FROM ${handle.schema}.bindings WHERE subject = ANY($1::text[])
-         ORDER BY subject, kind, created_at, value`,
-        [missing],
+      const r = await handle.sql.query<{ issuer: string; subject: string; kind: CatalogKind; value: string }>(
+        `SELECT b.issuer, b.subject, b.kind, b.value FROM ${handle.schema}.bindings b
+         JOIN unnest($1::text[], $2::text[]) AS x(issuer, subject) ON b.issuer = x.issuer AND b.subject = x.subject
+         ORDER BY b.issuer, b.subject, b.kind, b.created_at, b.value`,
+        [missing.map((m) => m.issuer), missing.map((m) => m.subject)],
       );
-      const loaded = new Map<string, Map<CatalogKind, string[]>>(missing.map((s) => [s, new Map()]));
+      const loaded = new Map<string, Map<CatalogKind, string[]>>(
+        missing.map((m) => [subjectKey(tenantId, m.subject, m.issuer), new Map()]),
+      );
       for (const row of r.rows) {
-        const byKind = loaded.get(row.subject);
+        const byKind = loaded.get(subjectKey(tenantId, row.subject, row.issuer));
         if (!byKind) continue;
         const list = byKind.get(row.kind) ?? [];
         list.push(row.value);
         byKind.set(row.kind, list);
       }
-      for (const [subject, value] of loaded) {
-        out.set(subject, value);
-        if (before === version)
-          bindings.set(subjectKey(tenantId, subject), { value, expiresAt: now + cacheTtlMs });
+      for (const [key, value] of loaded) {
+        out.set(key, value);
+        if (before === version) bindings.set(key, { value, expiresAt: now + cacheTtlMs });
       }
     }
-    return subjects.map((s) => out.get(s) ?? new Map());
+    return subjects.map((ref) => out.get(subjectKey(tenantId, ref.subject, ref.issuer)) ?? new Map());
   };
 
   const memo = new WeakMap<Principal, { value: Principal; version: number; expiresAt: number }>();
   const memoTtlMs = Math.min(1000, cacheTtlMs);
 
   const effective = async (principal: Principal): Promise<Principal> => {
-    const handle = await tenancy.handle(principal.tenantId);
+    // The tenant's allowed issuers are checked with its registry row, and cached with it.
+    const handle = await tenancy.handle(principal.tenantId, { issuer: principal.issuer });
     const catalog = await loadCatalog(handle);
     const sets = new Map<CatalogKind, Set<string>>();
     for (const field of FIELDS) {
@@ -371,15 +459,20 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
       });
     }
     const visited = new Set<string>();
-    let pending = [
-      ...(ownSubject ? [principal.subject] : []),
-      ...[...groups].map((g) => `${GROUP_PREFIX}${g}`),
+    const groupRefs = () =>
+      [...groups]
+        .map((g) => `${GROUP_PREFIX}${g}`)
+        .filter((s) => !visited.has(s))
+        .map((subject) => ({ issuer: '', subject }));
+    let pending: SubjectRef[] = [
+      ...(ownSubject ? [{ issuer: principal.issuer, subject: principal.subject }] : []),
+      ...groupRefs(),
     ];
     while (pending.length > 0) {
-      for (const s of pending) visited.add(s);
+      for (const ref of pending) if (ref.issuer === '') visited.add(ref.subject);
       const loaded = await loadBindings(handle, pending);
       for (const b of loaded) add(b);
-      pending = [...groups].map((g) => `${GROUP_PREFIX}${g}`).filter((s) => !visited.has(s));
+      pending = groupRefs();
     }
 
     const list = (kind: CatalogKind) => Object.freeze([...(sets.get(kind) ?? [])]);
@@ -405,10 +498,15 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
   };
 
   // Applied here at once, announced to every other replica (and to this one again, harmlessly).
-  const changed = async (tenantId: string, subject: string | null, kind: 'catalog' | 'binding') => {
-    invalidate(tenantId, subject ?? undefined);
+  const changed = async (
+    tenantId: string,
+    subject: string | null,
+    kind: 'catalog' | 'binding',
+    issuer = '',
+  ) => {
+    invalidate(tenantId, subject ?? undefined, issuer);
     try {
-      await tenancy.publish({ tenantId, subject, kind });
+      await tenancy.publish({ tenantId, subject, kind, ...(issuer === '' ? {} : { issuer }) });
     } catch (error) {
       throw new AuthSecError(
         'SERVICE_UNAVAILABLE',
@@ -432,6 +530,7 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
         const h = await adminHandle(tenantId);
         checkKind(tenantId, kind);
         checkName(tenantId, kind, name);
+        assertDisplaySafe(name, `Invalid ${kind} name`, 'BAD_REQUEST', { tenant: tenantId });
         const r = await h.sql.query(
           `INSERT INTO ${h.schema}.catalog (kind, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
           [kind, name],
@@ -473,10 +572,12 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
         );
       }),
 
-    grant: (tenantId, subject, grants) =>
+    grant: (tenantId, subject, grants, options) =>
       run(tenantId, async () => {
         const h = await adminHandle(tenantId);
         checkSubject(tenantId, subject);
+        assertDisplaySafe(subject, 'Invalid subject', 'BAD_REQUEST', { tenant: tenantId });
+        const issuer = checkIssuer(tenantId, subject, options) as string;
         const { kinds, values } = flattenGrants(tenantId, grants);
         const needKinds = [...kinds];
         const needValues = [...values];
@@ -503,48 +604,58 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
             });
           }
           const r = await tx.query(
-            `INSERT INTO ${h.schema}.bindings (subject, kind, value)
-             SELECT $1, x.kind, x.value FROM unnest($2::text[], $3::text[]) AS x(kind, value)
+            `INSERT INTO ${h.schema}.bindings (issuer, subject, kind, value)
+             SELECT $1, $2, x.kind, x.value FROM unnest($3::text[], $4::text[]) AS x(kind, value)
              ON CONFLICT DO NOTHING`,
-            [subject, kinds, values],
+            [issuer, subject, kinds, values],
           );
           return r.rowCount;
         });
-        if (added > 0) await changed(tenantId, subject, 'binding');
+        if (added > 0) await changed(tenantId, subject, 'binding', issuer);
         return added;
       }),
 
-    revoke: (tenantId, subject, grants) =>
+    revoke: (tenantId, subject, grants, options) =>
       run(tenantId, async () => {
         const h = await adminHandle(tenantId);
         checkSubject(tenantId, subject);
+        const issuer = checkIssuer(tenantId, subject, options) as string;
         const { kinds, values } = flattenGrants(tenantId, grants);
         const r = await h.sql.query(
-          `DELETE FROM ${h.schema}.bindings b USING unnest($2::text[], $3::text[]) AS x(kind, value)
-           WHERE b.subject = $1 AND b.kind = x.kind AND b.value = x.value`,
-          [subject, kinds, values],
+          `DELETE FROM ${h.schema}.bindings b USING unnest($3::text[], $4::text[]) AS x(kind, value)
+           WHERE b.issuer = $1 AND b.subject = $2 AND b.kind = x.kind AND b.value = x.value`,
+          [issuer, subject, kinds, values],
         );
-        if (r.rowCount > 0) await changed(tenantId, subject, 'binding');
+        if (r.rowCount > 0) await changed(tenantId, subject, 'binding', issuer);
         return r.rowCount;
       }),
 
-    listBindings: (tenantId, subject) =>
+    listBindings: (tenantId, subject, options) =>
       run(tenantId, async () => {
         const h = await adminHandle(tenantId);
-        if (subject !== undefined) checkSubject(tenantId, subject);
+        let issuer: string | undefined;
+        if (subject !== undefined) {
+          checkSubject(tenantId, subject);
+          issuer = checkIssuer(tenantId, subject, options, true);
+        } else if (options?.issuer !== undefined) {
+          issuer = checkIssuer(tenantId, '', options);
+        }
         const r = await h.sql.query<{
+          issuer: string;
           subject: string;
           kind: CatalogKind;
           value: string;
           created_at: Date | string;
         }>(
-          `SELECT subject, kind, value, created_at FROM ${h.schema}.bindings WHERE ($1::text IS NULL OR subject = $1)
-           ORDER BY subject, kind, value`,
-          [subject ?? null],
+          `SELECT issuer, subject, kind, value, created_at FROM ${h.schema}.bindings
+           WHERE ($1::text IS NULL OR subject = $1) AND ($2::text IS NULL OR issuer = $2)
+           ORDER BY subject, issuer, kind, value`,
+          [subject ?? null, issuer ?? null],
         );
         return r.rows.map((row) =>
           Object.freeze({
             subject: row.subject,
+            issuer: row.issuer === '' ? undefined : row.issuer,
             kind: row.kind,
             value: row.value,
             createdAt: new Date(row.created_at),

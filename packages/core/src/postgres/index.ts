@@ -17,6 +17,27 @@ export {
   SECRET_MIGRATIONS,
 } from '../secrets/postgres-store.js';
 export {
+  AUDIT_CHECKPOINT_TYPE,
+  type AuditCheckpoint,
+  type AuditCheckpointInput,
+  type AuditCheckpointProblem,
+  type AuditCheckpointProblemKind,
+  type AuditCheckpointSink,
+  type AuditCheckpointVerifyResult,
+  createFileCheckpointSink,
+  createStreamCheckpointSink,
+  type FileCheckpointSinkOptions,
+  formatAuditCheckpoints,
+  type MalformedAuditCheckpoint,
+  type ParsedAuditCheckpoints,
+  parseAuditCheckpoints,
+  type ReadAuditCheckpoint,
+  readAuditCheckpoints,
+  type StreamCheckpointSinkOptions,
+  signAuditCheckpoint,
+  verifyAuditCheckpoints,
+} from './audit-checkpoints.js';
+export {
   AUDIT_MIGRATIONS,
   type AuditProblem,
   type AuditProblemKind,
@@ -25,6 +46,7 @@ export {
   ensureAuditSchema,
   type PostgresAuditSink,
   type PostgresAuditSinkOptions,
+  type PostgresAuditSinkState,
   type ReadAuditEventsOptions,
   readAuditEvents,
   readAuditHead,
@@ -41,6 +63,7 @@ export {
   type DirectoryGrants,
   type PostgresDirectory,
   type PostgresDirectoryOptions,
+  type SubjectOptions,
 } from './directory.js';
 export {
   type EmbeddedDatabaseOptions,
@@ -51,7 +74,14 @@ export {
   readEmbeddedHost,
 } from './embedded.js';
 export {
+  type OpenStorageFromEnvOptions,
+  openStorageFromEnv,
+  type StorageFromEnv,
+} from './env-storage.js';
+export {
+  legacyIssuer,
   type Migration,
+  type MigrationContext,
   type MigrationScope,
   migrateSchema,
   registeredMigrations,
@@ -86,6 +116,7 @@ export {
   formatChange,
   parseChange,
   type Tenancy,
+  type TenancyMigrateOptions,
   type TenancyOptions,
   type TenantChange,
   type TenantChangeListener,

@@ -1,3 +1,4 @@
+import { AuthSecError } from '../errors.js';
 import type { SqlClient, SqlQueryable } from './sql.js';
 import { quoteIdent } from './sql.js';
 
@@ -20,6 +21,43 @@ export interface Migration {
    * `"tenant_acme-corp"` or `"authsec"` inside a per-tenant database). Plain DDL only, no parameters.
    */
   sql(schema: string): string;
+  /**
+   * An optional data step, run after {@link Migration.sql} in the same transaction: for rows that need values
+   * only the deployment knows (the issuer that rows written before subjects were bound to their issuer belong
+   * to). Throwing rolls the whole migration of that schema back.
+   */
+  data?(tx: SqlQueryable, schema: string, context: MigrationContext): Promise<void>;
+}
+
+/** What a migration's data step may need from the deployment. */
+export interface MigrationContext {
+  /**
+   * The trusted issuers (`AUTHSEC_ISSUER`), or the one `authsec migrate --issuer <url>` names. Rows that
+   * identify a person but were stored without an issuer are given the issuer when there is exactly one;
+   * otherwise such rows make the migration fail (`CONFIG_INVALID`). Default: none.
+   */
+  readonly issuers?: readonly string[];
+  /** Whose schema this is, for messages, e.g. `tenant 'acme-corp'`. Default: the schema name. */
+  readonly label?: string;
+}
+
+/**
+ * The issuer that `count` rows stored without one (`what`, e.g. `grants`) belong to: the only issuer of the
+ * context. With none or several, `CONFIG_INVALID` naming the command that says which.
+ */
+export function legacyIssuer(context: MigrationContext, what: string, count: number): string {
+  const issuers = [...new Set(context.issuers ?? [])];
+  if (issuers.length === 1) return issuers[0] as string;
+  const where = context.label ?? 'the database';
+  const known =
+    issuers.length === 0
+      ? 'no issuer is configured (AUTHSEC_ISSUER)'
+      : `several issuers are configured (${issuers.join(', ')})`;
+  throw new AuthSecError(
+    'CONFIG_INVALID',
+    `${count} ${what} in ${where} were stored before subjects were bound to their issuer, and ${known}: run \`authsec migrate --issuer <url>\` with the issuer they belong to`,
+    { details: { command: 'authsec migrate --issuer <url>', count, issuers } },
+  );
 }
 
 /** Where a set of migrations applies. */
@@ -56,13 +94,15 @@ async function ensureLedger(tx: SqlQueryable, schema: string): Promise<void> {
 
 /**
  * Applies every registered migration of `scope` not yet applied in `schemaName` (an unquoted, validated
- * name). Returns how many ran. Safe to call concurrently from several processes.
+ * name). Returns how many ran. Safe to call concurrently from several processes. `context` feeds the data
+ * steps (see {@link MigrationContext}).
  */
 export async function migrateSchema(
   sql: SqlClient,
   scope: MigrationScope,
   schemaName: string,
   migrations: readonly Migration[] = registeredMigrations(scope),
+  context: MigrationContext = {},
 ): Promise<number> {
   const schema = quoteIdent(schemaName);
   return sql.transaction(async (tx) => {
@@ -77,6 +117,7 @@ export async function migrateSchema(
     for (const m of migrations) {
       if (applied.has(`${m.component}@${m.version}`)) continue;
       for (const statement of splitStatements(m.sql(schema))) await tx.query(statement);
+      if (m.data) await m.data(tx, schema, context);
       await tx.query(
         `INSERT INTO ${schema}.schema_migrations (component, version, name) VALUES ($1, $2, $3)`,
         [m.component, m.version, m.name],

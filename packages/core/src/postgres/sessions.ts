@@ -26,7 +26,7 @@ import {
   toSessionRecord,
   toSessionSummary,
 } from '../sessions.js';
-import { type Migration, migrateSchema, registerMigrations } from './migrations.js';
+import { legacyIssuer, type Migration, migrateSchema, registerMigrations } from './migrations.js';
 import { quoteIdent, type SqlClient, type SqlQueryable } from './sql.js';
 
 /**
@@ -73,6 +73,41 @@ CREATE INDEX IF NOT EXISTS login_sessions_subject_idx ON ${schema}.login_session
   WHERE tenant_id IS NOT NULL;
 `,
   },
+  {
+    component: 'sessions',
+    version: 2,
+    name: 'sessions keyed by issuer',
+    sql: (schema) => `
+ALTER TABLE ${schema}.login_sessions ADD COLUMN IF NOT EXISTS issuer text
+  CHECK (char_length(issuer) BETWEEN 1 AND 4096);
+CREATE INDEX IF NOT EXISTS login_sessions_issuer_subject_idx
+  ON ${schema}.login_sessions (tenant_id, subject, issuer, authenticated_at) WHERE tenant_id IS NOT NULL;
+`,
+    // Live sessions authenticated before the issuer was recorded go to the one configured issuer. With none
+    // or several, nobody can tell whose they were: they are logged out (a session is re-created by logging
+    // in again, unlike a grant, which is why grants stop the migration instead).
+    data: async (tx, schema, context) => {
+      const live = `status = 'authenticated' AND issuer IS NULL AND expires_at > (extract(epoch FROM now()) * 1000)::bigint`;
+      const r = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${schema}.login_sessions WHERE ${live}`,
+      );
+      const count = r.rows[0]?.n ?? 0;
+      if (count === 0) return;
+      let issuer: string | undefined;
+      try {
+        issuer = legacyIssuer(context, 'login session(s)', count);
+      } catch {
+        issuer = undefined;
+      }
+      if (issuer === undefined) {
+        await tx.query(
+          `UPDATE ${schema}.login_sessions SET status = 'logged_out', tokens_sealed = NULL WHERE ${live}`,
+        );
+      } else {
+        await tx.query(`UPDATE ${schema}.login_sessions SET issuer = $1 WHERE ${live}`, [issuer]);
+      }
+    },
+  },
 ];
 
 registerMigrations('master', SESSION_MIGRATIONS);
@@ -117,6 +152,7 @@ interface SessionRow {
   pending_sealed: Uint8Array | null;
   tenant_id: string | null;
   subject: string | null;
+  issuer: string | null;
   tokens_sealed: Uint8Array | null;
   token_expires_at: string | number | null;
   created_at: string | number;
@@ -125,7 +161,7 @@ interface SessionRow {
 }
 
 const COLUMNS =
-  'id_hash, state_hash, binding_hash, status, consumed, pending_sealed, tenant_id, subject, tokens_sealed, ' +
+  'id_hash, state_hash, binding_hash, status, consumed, pending_sealed, tenant_id, subject, issuer, tokens_sealed, ' +
   'token_expires_at, created_at, authenticated_at, expires_at';
 
 function num(value: string | number | null): number | undefined {
@@ -142,6 +178,7 @@ function fromRow(r: SessionRow): StoredSession {
     pendingSealed: r.pending_sealed ?? undefined,
     tenantId: r.tenant_id ?? undefined,
     subject: r.subject ?? undefined,
+    issuer: r.issuer ?? undefined,
     tokensSealed: r.tokens_sealed ?? undefined,
     tokenExpiresAt: num(r.token_expires_at),
     createdAt: Number(r.created_at),
@@ -267,12 +304,17 @@ export function createPostgresSessionStore(options: PostgresSessionStoreOptions)
         if (row?.status !== 'pending' || !row.consumed || row.expiresAt <= now) {
           throw sessionNotFound('login awaiting authentication');
         }
-        await lock(tx, `authsec-sessions:subject:${fields.tenantId}\n${fields.subject}`);
+        // A person is (issuer, subject): the limit counts one issuer's subject only.
+        await lock(
+          tx,
+          `authsec-sessions:subject:${fields.tenantId}\n${fields.issuer ?? ''}\n${fields.subject}`,
+        );
         const active = await tx.query<{ id_hash: string }>(
           `SELECT id_hash FROM ${table}
-            WHERE tenant_id = $1 AND subject = $2 AND status = 'authenticated' AND expires_at > $3
+            WHERE tenant_id = $1 AND subject = $2 AND issuer IS NOT DISTINCT FROM $4::text
+              AND status = 'authenticated' AND expires_at > $3
             ORDER BY authenticated_at, id_hash FOR UPDATE`,
-          [fields.tenantId, fields.subject, now],
+          [fields.tenantId, fields.subject, now, fields.issuer ?? null],
         );
         const evict = active.rows
           .slice(0, Math.max(0, active.rows.length - resolved.maxSessionsPerSubject + 1))
@@ -286,7 +328,7 @@ export function createPostgresSessionStore(options: PostgresSessionStoreOptions)
         await tx.query(
           `UPDATE ${table}
               SET status = 'authenticated', tenant_id = $2, subject = $3, tokens_sealed = $4, token_expires_at = $5,
-                  authenticated_at = $6, expires_at = $7, pending_sealed = NULL
+                  authenticated_at = $6, expires_at = $7, pending_sealed = NULL, issuer = $8
             WHERE id_hash = $1`,
           [
             idHash,
@@ -296,6 +338,7 @@ export function createPostgresSessionStore(options: PostgresSessionStoreOptions)
             fields.tokenExpiresAt,
             now,
             fields.expiresAt,
+            fields.issuer ?? null,
           ],
         );
       });
@@ -348,12 +391,13 @@ export function createPostgresSessionStore(options: PostgresSessionStoreOptions)
       return r.rowCount > 0;
     },
 
-    async listForSubject(tenantId, subject) {
+    async listForSubject(tenantId, subject, issuer) {
       live();
-      checkSubjectArguments(tenantId, subject);
+      checkSubjectArguments(tenantId, subject, issuer);
       const r = await sql.query<SessionRow>(
-        `SELECT ${COLUMNS} FROM ${table} WHERE tenant_id = $1 AND subject = $2 ORDER BY authenticated_at, id_hash`,
-        [tenantId, subject],
+        `SELECT ${COLUMNS} FROM ${table} WHERE tenant_id = $1 AND subject = $2 AND ($3::text IS NULL OR issuer = $3)
+          ORDER BY authenticated_at, id_hash`,
+        [tenantId, subject, issuer ?? null],
       );
       const now = clock();
       return r.rows.map((row) => toSessionSummary(fromRow(row), now));

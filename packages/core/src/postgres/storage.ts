@@ -3,7 +3,11 @@ import type { MasterKeyRing } from '../env.js';
 import { createPostgresSecretBackend, type PostgresSecretBackend } from '../secrets/postgres-store.js';
 import type { SessionStore } from '../sessions.js';
 import type { Clock, Logger } from '../types.js';
-import { createPostgresAuditSink, type PostgresAuditSink } from './audit-store.js';
+import {
+  createPostgresAuditSink,
+  type PostgresAuditSink,
+  type PostgresAuditSinkOptions,
+} from './audit-store.js';
 import { createPostgresDirectory, type PostgresDirectory } from './directory.js';
 import { openEmbeddedDatabase } from './embedded.js';
 import { createPostgresSessionStore } from './sessions.js';
@@ -23,8 +27,20 @@ export interface OpenStorageOptions {
   readonly masterKey: MasterKeyRing;
   /** Apply pending migrations at open. Default `true`. */
   readonly migrate?: boolean;
+  /**
+   * The trusted issuers (`AUTHSEC_ISSUER`), for the migration of rows stored before subjects were bound to
+   * their issuer: with exactly one, such rows are given it; with none or several and such rows present, opening
+   * fails with `CONFIG_INVALID` naming `authsec migrate --issuer <url>`. Default: none.
+   */
+  readonly issuers?: readonly string[];
   /** Prefix of tenant database names (database placement). Default `'tenant_'`. */
   readonly databasePrefix?: string;
+  /**
+   * Options of the audit sink (`storage.audit`): backpressure (`refuseAfterMs`, `maxBuffer`), batching and the
+   * checkpoint sinks that anchor each tenant's chain outside the database. Defaults as in
+   * {@link createPostgresAuditSink}.
+   */
+  readonly audit?: Omit<PostgresAuditSinkOptions, 'resolve' | 'masterKey' | 'logger' | 'clock'>;
   readonly logger?: Logger;
   readonly clock?: Clock;
 }
@@ -79,11 +95,12 @@ export async function openStorage(options: OpenStorageOptions): Promise<Storage>
       ...(options.databasePrefix ? { databasePrefix: options.databasePrefix } : {}),
       ...common,
     });
-    if (options.migrate !== false) await tenancy.migrate();
+    if (options.migrate !== false) await tenancy.migrate({ issuers: options.issuers ?? [] });
     const directory = createPostgresDirectory({ tenancy, ...common });
     const sessions = createPostgresSessionStore({ sql, masterKey: options.masterKey, ...common });
     const opened = tenancy;
     const audit = createPostgresAuditSink({
+      ...options.audit,
       resolve: (tenantId) => opened.handle(tenantId, { allowDisabled: true }),
       masterKey: options.masterKey,
       ...common,

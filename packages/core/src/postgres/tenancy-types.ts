@@ -9,6 +9,13 @@ export interface TenantRecord {
   readonly status: 'active' | 'disabled';
   readonly placement: TenantPlacement;
   readonly createdAt: Date;
+  /**
+   * The issuers allowed to speak for this tenant, sorted. Empty: any trusted issuer may (a token naming the
+   * tenant is accepted from every issuer the engine trusts). Otherwise a token from another issuer is refused
+   * with `TENANT_UNKNOWN`, exactly like a token naming a tenant that does not exist. Always set on the records
+   * the tenancy returns; absent reads as empty.
+   */
+  readonly issuers?: readonly string[];
 }
 
 /**

@@ -3,8 +3,21 @@ import { AuthSecError, isAuthSecError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import type { Clock, Logger } from '../types.js';
 import { isValidTenantId } from '../types.js';
-import { type Migration, migrateSchema, registerMigrations } from './migrations.js';
-import { createPgClient, quoteIdent, type SqlClient, type SqlResult, toDatabaseError } from './sql.js';
+import {
+  legacyIssuer,
+  type Migration,
+  type MigrationContext,
+  migrateSchema,
+  registerMigrations,
+} from './migrations.js';
+import {
+  createPgClient,
+  quoteIdent,
+  type SqlClient,
+  type SqlQueryable,
+  type SqlResult,
+  toDatabaseError,
+} from './sql.js';
 import type { MigrationProgress, TenantHandle, TenantPlacement, TenantRecord } from './tenancy-types.js';
 
 /**
@@ -56,7 +69,23 @@ CREATE TABLE ${s}.changes (
 );
 CREATE INDEX changes_created_at_idx ON ${s}.changes (created_at);`,
   },
+  {
+    component: 'tenancy',
+    version: 3,
+    name: 'issuers allowed per tenant',
+    // No rows: every tenant starts with an empty list, which means any trusted issuer (the earlier behaviour).
+    sql: (s) => `
+CREATE TABLE ${s}.tenant_issuers (
+  tenant_id text NOT NULL REFERENCES ${s}.tenants (id) ON DELETE CASCADE,
+  issuer text NOT NULL CHECK (char_length(issuer) BETWEEN 1 AND 2048 AND issuer !~ '[[:space:][:cntrl:]]'),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, issuer)
+);`,
+  },
 ];
+
+/** Group grants (`group:<name>`) belong to no issuer; their rows carry the empty issuer. */
+const GROUP_SUBJECT_PREFIX = 'group:';
 
 // The directory's tables: every tenant has them, whichever module reads them. Registered here so that a tenant
 // created through the tenancy alone is complete.
@@ -83,6 +112,41 @@ CREATE TABLE ${s}.bindings (
 );
 CREATE INDEX bindings_kind_value_idx ON ${s}.bindings (kind, value);`,
   },
+  {
+    component: 'directory',
+    version: 2,
+    name: 'bindings keyed by issuer',
+    sql: (s) => `ALTER TABLE ${s}.bindings ADD COLUMN issuer text;`,
+    // Grants made before subjects were bound to their issuer go to the one configured issuer; with several,
+    // nobody can tell whose they were, and the migration stops and names the command that says.
+    data: async (tx: SqlQueryable, s: string, context: MigrationContext) => {
+      const r = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${s}.bindings WHERE issuer IS NULL AND NOT starts_with(subject, $1)`,
+        [GROUP_SUBJECT_PREFIX],
+      );
+      const count = r.rows[0]?.n ?? 0;
+      if (count > 0) {
+        const issuer = legacyIssuer(context, 'grant(s)', count);
+        await tx.query(
+          `UPDATE ${s}.bindings SET issuer = $1 WHERE issuer IS NULL AND NOT starts_with(subject, $2)`,
+          [issuer, GROUP_SUBJECT_PREFIX],
+        );
+      }
+      await tx.query(`UPDATE ${s}.bindings SET issuer = '' WHERE issuer IS NULL`);
+    },
+  },
+  {
+    component: 'directory',
+    version: 3,
+    name: 'bindings keyed by issuer (constraints)',
+    sql: (s) => `
+ALTER TABLE ${s}.bindings ALTER COLUMN issuer SET NOT NULL;
+ALTER TABLE ${s}.bindings ADD CONSTRAINT bindings_issuer_check CHECK (
+  char_length(issuer) <= 2048 AND issuer !~ '[[:space:][:cntrl:]]'
+  AND (issuer = '') = starts_with(subject, 'group:'));
+ALTER TABLE ${s}.bindings DROP CONSTRAINT bindings_pkey;
+ALTER TABLE ${s}.bindings ADD PRIMARY KEY (issuer, subject, kind, value);`,
+  },
 ];
 
 registerMigrations('master', tenancyMigrations);
@@ -94,6 +158,11 @@ export interface TenantChange {
   readonly tenantId: string;
   /** The subject whose bindings changed (a `sub` or `group:<name>`), or `null` for the whole tenant. */
   readonly subject: string | null;
+  /**
+   * The issuer of `subject` (a `binding` change of a person). Absent or `null`: every issuer's subject of that
+   * name (group changes, and changes announced by replicas that predate issuers).
+   */
+  readonly issuer?: string | null;
   /** `tenant`: its registry row (status); `catalog`: its catalog; `binding`: bindings. */
   readonly kind: 'tenant' | 'catalog' | 'binding';
 }
@@ -154,6 +223,24 @@ export interface CreateTenantOptions {
 export interface TenantHandleOptions {
   /** Route to a disabled tenant too (administration). Default `false`: disabled is `TENANT_UNKNOWN`. */
   readonly allowDisabled?: boolean;
+  /**
+   * The issuer of the token acting in the tenant. When the tenant names allowed issuers and this is not one
+   * of them, the tenant reads as unknown (`TENANT_UNKNOWN`). Default: no check (administration).
+   */
+  readonly issuer?: string;
+}
+
+/** Options of {@link Tenancy.migrate}. */
+export interface TenancyMigrateOptions {
+  /** Called after the master and after each tenant. */
+  readonly onProgress?: (progress: MigrationProgress) => void;
+  /**
+   * The trusted issuers (`AUTHSEC_ISSUER`), or the single one `authsec migrate --issuer <url>` names. Rows
+   * stored before subjects were bound to their issuer (grants, live login sessions) are given the issuer when
+   * there is exactly one; with none or several and such rows present, the migration fails with
+   * `CONFIG_INVALID` naming `authsec migrate --issuer <url>`. Default: none.
+   */
+  readonly issuers?: readonly string[];
 }
 
 /** The tenant registry and router. Create with {@link createTenancy}. */
@@ -167,7 +254,9 @@ export interface Tenancy {
    * reporting progress after the master and after each tenant. Safe to run concurrently from several
    * processes. Returns how many migrations ran.
    */
-  migrate(onProgress?: (progress: MigrationProgress) => void): Promise<{ master: number; tenants: number }>;
+  migrate(
+    onProgress?: ((progress: MigrationProgress) => void) | TenancyMigrateOptions,
+  ): Promise<{ master: number; tenants: number }>;
   /**
    * Registers a tenant and creates its schema or database, migrated. The id is checked before anything else
    * (`BAD_REQUEST`); an existing tenant is `BAD_REQUEST`; database placement on PGlite or without
@@ -182,6 +271,17 @@ export interface Tenancy {
   disable(id: string): Promise<TenantRecord>;
   /** Enables a disabled tenant. Unknown: `NOT_FOUND`. */
   enable(id: string): Promise<TenantRecord>;
+  /**
+   * Allows an issuer to speak for a tenant. From the first one on, tokens of the tenant from any other issuer
+   * are refused (`TENANT_UNKNOWN`) on every replica. Returns `false` when it was already allowed. Unknown
+   * tenant: `NOT_FOUND`; an issuer that is not an http(s) URL: `BAD_REQUEST`.
+   */
+  addIssuer(id: string, issuer: string): Promise<boolean>;
+  /**
+   * Removes an allowed issuer. Once none is left, any trusted issuer may speak for the tenant again. Returns
+   * `false` when it was not allowed. Unknown tenant: `NOT_FOUND`.
+   */
+  removeIssuer(id: string, issuer: string): Promise<boolean>;
   /**
    * Routes to an active tenant's data. A malformed, unknown or disabled id is `TENANT_UNKNOWN` (a malformed one
    * without touching the database); an unreachable database is `SERVICE_UNAVAILABLE`.
@@ -208,6 +308,7 @@ interface TenantRow {
   status: 'active' | 'disabled';
   placement: TenantPlacement;
   created_at: Date | string;
+  issuers: string[] | null;
 }
 
 interface CachedRecord {
@@ -221,6 +322,7 @@ function toRecord(row: TenantRow): TenantRecord {
     status: row.status,
     placement: row.placement,
     createdAt: row.created_at instanceof Date ? row.created_at : new Date(row.created_at),
+    issuers: Object.freeze([...(row.issuers ?? [])].sort()),
   });
 }
 
@@ -255,16 +357,43 @@ export function parseChange(payload: string): TenantChange | undefined {
     return undefined;
   }
   if (typeof value !== 'object' || value === null) return undefined;
-  const { t, s, k } = value as { t?: unknown; s?: unknown; k?: unknown };
+  const { t, s, k, i } = value as { t?: unknown; s?: unknown; k?: unknown; i?: unknown };
   if (!isValidTenantId(t)) return undefined;
   if (s !== null && typeof s !== 'string') return undefined;
   if (k !== 'tenant' && k !== 'catalog' && k !== 'binding') return undefined;
-  return { tenantId: t, subject: s, kind: k };
+  if (i !== undefined && i !== null && typeof i !== 'string') return undefined;
+  return typeof i === 'string'
+    ? { tenantId: t, subject: s, kind: k, issuer: i }
+    : { tenantId: t, subject: s, kind: k };
 }
 
-/** The wire form of a change: `{"t": tenantId, "s": subject|null, "k": kind}`. */
+/**
+ * The wire form of a change: `{"t": tenantId, "s": subject|null, "k": kind}`, plus `"i": issuer` for a
+ * person's binding change (older replicas ignore it and drop every issuer's entry of that subject).
+ */
 export function formatChange(change: TenantChange): string {
-  return JSON.stringify({ t: change.tenantId, s: change.subject, k: change.kind });
+  return JSON.stringify({
+    t: change.tenantId,
+    s: change.subject,
+    k: change.kind,
+    ...(typeof change.issuer === 'string' ? { i: change.issuer } : {}),
+  });
+}
+
+const ISSUER_PATTERN = /^[^\s\p{Cc}]{1,2048}$/u;
+
+/**
+ * @internal True for an issuer a tenant or a grant may name: an http(s) URL of at most 2048 characters, no
+ * spaces, compared exactly with a token's `iss`.
+ */
+export function isIssuerUrl(issuer: unknown): issuer is string {
+  if (typeof issuer !== 'string' || !ISSUER_PATTERN.test(issuer)) return false;
+  try {
+    const url = new URL(issuer);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -512,11 +641,13 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
     return Object.freeze({ tenant: record, sql: await pool, schema: quoteIdent(TENANT_DATABASE_SCHEMA) });
   };
 
+  // The registry row with its allowed issuers, read (and cached) together: one lookup decides both.
+  const SELECT_TENANTS = `SELECT t.id, t.status, t.placement, t.created_at,
+      ARRAY(SELECT i.issuer FROM ${masterSchema}.tenant_issuers i WHERE i.tenant_id = t.id ORDER BY i.issuer) AS issuers
+    FROM ${masterSchema}.tenants t`;
+
   const readRecord = async (id: string): Promise<TenantRecord | undefined> => {
-    const r = await master.query<TenantRow>(
-      `SELECT id, status, placement, created_at FROM ${masterSchema}.tenants WHERE id = $1`,
-      [id],
-    );
+    const r = await master.query<TenantRow>(`${SELECT_TENANTS} WHERE t.id = $1`, [id]);
     return r.rows[0] ? toRecord(r.rows[0]) : undefined;
   };
 
@@ -551,19 +682,81 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
     if (!row) throw new AuthSecError('NOT_FOUND', `Unknown tenant '${id}'`, { details: { tenant: id } });
     forget(id);
     await tenancy.publish({ tenantId: id, subject: null, kind: 'tenant' });
-    return toRecord(row);
+    return toRecord({ ...row, issuers: await readIssuers(id) });
+  };
+
+  const readIssuers = async (id: string): Promise<string[]> => {
+    try {
+      const r = await master.query<{ issuer: string }>(
+        `SELECT issuer FROM ${masterSchema}.tenant_issuers WHERE tenant_id = $1 ORDER BY issuer`,
+        [id],
+      );
+      return r.rows.map((row) => row.issuer);
+    } catch (error) {
+      throw fail(error, 'master database');
+    }
+  };
+
+  const changeIssuer = async (id: string, issuer: string, add: boolean): Promise<boolean> => {
+    requireValidId(id);
+    if (!isIssuerUrl(issuer)) {
+      throw new AuthSecError(
+        'BAD_REQUEST',
+        `Invalid issuer ${describeId(issuer)}: an http(s) URL without spaces, at most 2048 characters, exactly as tokens carry it in iss`,
+        { details: { tenant: id } },
+      );
+    }
+    assertOpen();
+    let changed: boolean;
+    try {
+      changed = await master.transaction(async (tx) => {
+        const t = await tx.query(`SELECT 1 FROM ${masterSchema}.tenants WHERE id = $1 FOR KEY SHARE`, [id]);
+        if (t.rows.length === 0) {
+          throw new AuthSecError('NOT_FOUND', `Unknown tenant '${id}'`, { details: { tenant: id } });
+        }
+        const r = add
+          ? await tx.query(
+              `INSERT INTO ${masterSchema}.tenant_issuers (tenant_id, issuer) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+              [id, issuer],
+            )
+          : await tx.query(
+              `DELETE FROM ${masterSchema}.tenant_issuers WHERE tenant_id = $1 AND issuer = $2`,
+              [id, issuer],
+            );
+        return r.rowCount > 0;
+      });
+    } catch (error) {
+      if (isAuthSecError(error) && error.code === 'NOT_FOUND') throw error;
+      throw fail(error, 'master database');
+    }
+    if (changed) {
+      // The allowed issuers travel with the registry row: a `tenant` change drops it on every replica.
+      forget(id);
+      await tenancy.publish({ tenantId: id, subject: null, kind: 'tenant' });
+    }
+    return changed;
   };
 
   const tenancy: Tenancy = {
     master,
     masterSchema,
 
-    async migrate(onProgress) {
+    async migrate(progressOrOptions) {
       assertOpen();
+      const migrateOptions: TenancyMigrateOptions =
+        typeof progressOrOptions === 'function'
+          ? { onProgress: progressOrOptions }
+          : (progressOrOptions ?? {});
+      const { onProgress } = migrateOptions;
+      const issuers = migrateOptions.issuers ?? [];
       let masterApplied: number;
       try {
-        masterApplied = await migrateSchema(master, 'master', masterSchemaName);
+        masterApplied = await migrateSchema(master, 'master', masterSchemaName, undefined, {
+          issuers,
+          label: 'the master database',
+        });
       } catch (error) {
+        if (isAuthSecError(error) && error.code === 'CONFIG_INVALID') throw error;
         throw fail(error, 'master database');
       }
       onProgress?.({ scope: 'master', done: 1, total: 1, applied: masterApplied });
@@ -574,8 +767,12 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
         let applied: number;
         try {
           const h = await route(record);
-          applied = await migrateSchema(h.sql, 'tenant', schemaNameOf(record));
+          applied = await migrateSchema(h.sql, 'tenant', schemaNameOf(record), undefined, {
+            issuers,
+            label: `tenant '${record.id}'`,
+          });
         } catch (error) {
+          if (isAuthSecError(error) && error.code === 'CONFIG_INVALID') throw error;
           throw fail(error, `database of tenant '${record.id}'`);
         }
         tenantsApplied += applied;
@@ -638,9 +835,7 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
     async list() {
       assertOpen();
       try {
-        const r = await master.query<TenantRow>(
-          `SELECT id, status, placement, created_at FROM ${masterSchema}.tenants ORDER BY id`,
-        );
+        const r = await master.query<TenantRow>(`${SELECT_TENANTS} ORDER BY t.id`);
         return r.rows.map(toRecord);
       } catch (error) {
         throw fail(error, 'master database');
@@ -659,6 +854,8 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
 
     disable: (id) => setStatus(id, 'disabled'),
     enable: (id) => setStatus(id, 'active'),
+    addIssuer: (id, issuer) => changeIssuer(id, issuer, true),
+    removeIssuer: (id, issuer) => changeIssuer(id, issuer, false),
 
     async handle(id, handleOptions = {}) {
       if (!isValidTenantId(id)) {
@@ -678,6 +875,15 @@ export async function createTenancy(options: TenancyOptions): Promise<Tenancy> {
       }
       const record = cached.record;
       if (!record || (record.status !== 'active' && !handleOptions.allowDisabled)) {
+        throw new AuthSecError('TENANT_UNKNOWN', `Unknown or disabled tenant '${id}'`, {
+          details: { tenant: id },
+        });
+      }
+      const issuer = handleOptions.issuer;
+      const allowed = record.issuers ?? [];
+      if (issuer !== undefined && allowed.length > 0 && !allowed.includes(issuer)) {
+        // Answered exactly like an unknown tenant, so a foreign issuer learns nothing; told apart in the log.
+        logger.debug('A token from an issuer the tenant does not allow was refused', { tenant: id, issuer });
         throw new AuthSecError('TENANT_UNKNOWN', `Unknown or disabled tenant '${id}'`, {
           details: { tenant: id },
         });

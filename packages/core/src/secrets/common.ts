@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AuthSecError } from '../errors.js';
+import { hasUnsafeDisplayChars } from '../identifiers.js';
 import { silentLogger } from '../logger.js';
 import { compileRequirement } from '../policy/index.js';
 import type { Requirement } from '../types.js';
@@ -41,7 +42,11 @@ export function checkTenantId(tenantId: unknown): string {
   return tenantId;
 }
 
-/** Refuses a malformed service name (`BAD_REQUEST`): 1 to 128 characters, no control characters, trimmed. */
+/**
+ * Refuses a malformed service name (`BAD_REQUEST`): 1 to 128 characters, no control characters, trimmed. The
+ * rule for naming an existing service (read, rotate, delete); a new one must also pass
+ * {@link checkNewServiceName}.
+ */
 export function checkServiceName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_SERVICE_NAME_LENGTH) {
     bad(`Invalid service name: 1 to ${MAX_SERVICE_NAME_LENGTH} characters`);
@@ -49,6 +54,20 @@ export function checkServiceName(name: unknown): string {
   if (CONTROL.test(name)) bad('Invalid service name: control characters are not allowed');
   if (name.trim() !== name) bad('Invalid service name: no leading or trailing spaces');
   return name;
+}
+
+/**
+ * The rule for a service name that is being stored (`BAD_REQUEST`): {@link checkServiceName}, and no character
+ * that disguises it on display (control, bidirectional-control or zero-width: see `hasUnsafeDisplayChars`), so
+ * that `authsec service list` shows what callers will name. Names stored before this rule can still be read,
+ * rotated and deleted.
+ */
+export function checkNewServiceName(name: unknown): string {
+  const checked = checkServiceName(name);
+  if (hasUnsafeDisplayChars(checked)) {
+    bad('Invalid service name: bidirectional-control and zero-width characters are not allowed');
+  }
+  return checked;
 }
 
 function checkText(field: string, value: unknown, max: number): string | undefined {
@@ -140,7 +159,7 @@ export interface CheckedInput {
 export function checkInput(input: ServiceSecretInput): CheckedInput {
   if (typeof input !== 'object' || input === null) bad('A service object is required');
   return {
-    name: checkServiceName(input.name),
+    name: checkNewServiceName(input.name),
     serviceType: checkText('serviceType', input.serviceType, 64),
     authType: checkText('authType', input.authType, 64),
     url: checkUrl(input.url),

@@ -1,4 +1,5 @@
 import { AuthSecError } from '../errors.js';
+import { hasUnsafeDisplayChars } from '../identifiers.js';
 import type { ClaimMapping, ClaimPreset } from '../options.js';
 
 /** Principal fields read from a claim set. */
@@ -271,15 +272,16 @@ function readList(
 }
 
 const EMPTY: readonly string[] = Object.freeze([]);
-const CONTROL_CHARACTERS = /\p{Cc}/u;
 
 /**
  * Reads a principal's fields from a verified claim set with a compiled mapping. Pure: no tenant policy (see
  * the verifier), no I/O. Lists are de-duplicated and frozen; `scope` strings are split on spaces.
  *
  * A machine caller (client credentials) may have no `sub`: its client id becomes the subject. Throws
- * `TOKEN_INVALID` (never a `TypeError`) when a claim has the wrong type, or when there is no usable subject
- * (absent, empty, longer than 255 characters, or holding control characters).
+ * `TOKEN_INVALID` (never a `TypeError`) when a claim has the wrong type, when there is no usable subject
+ * (absent, empty, longer than 255 characters), or when the subject or the client id holds a character that
+ * disguises it on display (control, bidirectional-control or zero-width: see `hasUnsafeDisplayChars`). Both
+ * reach audit records and administrators' screens, where `admin\u202Enimda` would read as another name.
  */
 export function mapClaims(
   claims: Readonly<Record<string, unknown>>,
@@ -288,7 +290,8 @@ export function mapClaims(
   const clientId = readString(claims, mapping.clientId, 'client id');
   const subject = readString(claims, mapping.subject, 'subject') ?? clientId;
   if (subject === undefined || subject === '') invalid('Token has no subject');
-  if (subject.length > 255 || CONTROL_CHARACTERS.test(subject)) invalid('Token subject is not acceptable');
+  if (subject.length > 255 || hasUnsafeDisplayChars(subject)) invalid('Token subject is not acceptable');
+  if (clientId !== undefined && hasUnsafeDisplayChars(clientId)) invalid('Token client id is not acceptable');
   return {
     subject,
     email: readString(claims, mapping.email, 'email') || undefined,

@@ -1,8 +1,10 @@
 import type { JWK } from 'jose';
 import { AuthSecError } from '../errors.js';
+import { hasUnsafeDisplayChars } from '../identifiers.js';
 import type { AuthSecOptions, IssuerOptions } from '../options.js';
 import { type Clock, isValidTenantId, type Logger } from '../types.js';
 import { type CompiledClaimMapping, compileClaimMapping } from './claims.js';
+import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS } from './lifetime.js';
 import { fetchUrlProblem, isHttpUrl } from './url-policy.js';
 
 /** Algorithms accepted when none are configured: asymmetric only. */
@@ -59,8 +61,10 @@ export interface ResolvedTokenConfig {
   readonly issuers: readonly ResolvedIssuer[];
   /** Accepted `aud` values; at least one. */
   readonly audience: readonly string[];
-  /** Clock skew for `exp`/`nbf`, seconds, 0..300. */
+  /** Clock skew for `exp`/`nbf`/`iat`, seconds, 0..300. */
   readonly clockToleranceSeconds: number;
+  /** Longest validity window accepted (`exp - iat`, and `exp - now`), seconds: 60 to one year, default 24 h. */
+  readonly maxTokenLifetimeSeconds: number;
   /** Largest token accepted, bytes. */
   readonly maxTokenBytes: number;
   /** Required `typ` header (compared case-insensitively, `application/` prefix optional), or `undefined`. */
@@ -99,6 +103,10 @@ function checkKnownKeys(value: Record<string, unknown>, known: readonly string[]
     if (!known.includes(key)) configError(`${path}.${key}`, `unknown option (known: ${known.join(', ')})`);
   }
 }
+
+// `maxTokenLifetimeSeconds`: at most one year; above a week, a warning at start.
+const MAX_TOKEN_LIFETIME_LIMIT_SECONDS = 365 * 86_400;
+const LONG_TOKEN_LIFETIME_SECONDS = 7 * 86_400;
 
 const ISSUER_KEYS = [
   'issuer',
@@ -209,6 +217,10 @@ function resolveIssuer(
   const issuer: unknown = options.issuer;
   if (typeof issuer !== 'string' || issuer === '')
     configError(`${path}.issuer`, 'must be a non-empty string');
+  // The issuer is shown in audit records and by the CLI: it must read as what it is.
+  if (hasUnsafeDisplayChars(issuer)) {
+    configError(`${path}.issuer`, 'must not hold control, bidirectional-control or zero-width characters');
+  }
   const urlLike = isHttpUrl(issuer);
   if (urlLike) {
     const problem = fetchUrlProblem(issuer);
@@ -288,15 +300,16 @@ function resolveIssuer(
 
 /**
  * Validates the token-related options once, at start, and applies their defaults. Owns `issuers`, `audience`,
- * `algorithms`, `clockToleranceSeconds`, `maxTokenBytes`, `requiredTokenType`, `defaultTenant`, `cache`,
- * `jwks`, `clock` and `fetch`.
+ * `algorithms`, `clockToleranceSeconds`, `maxTokenLifetimeSeconds`, `maxTokenBytes`, `requiredTokenType`,
+ * `defaultTenant`, `cache`, `jwks`, `clock` and `fetch`.
  *
  * Throws `CONFIG_INVALID` with a message naming the option (`issuers[0].secret: ...`) for any bad value: no
  * issuer, no audience, `none` or an unknown algorithm, a symmetric algorithm without a secret, a secret under
  * 32 bytes, a private or symmetric JWK in `keys`, a URL that is not https (plain http only on loopback), a
- * clock tolerance above 300 s, an invalid tenant id, several issuers with introspection. Logs a warning for
- * insecure choices that stay allowed (shared secrets, a clock tolerance above 60 s, a disabled cache, a very
- * short refetch cooldown).
+ * clock tolerance above 300 s, a maximum token lifetime outside 60 s to one year, an invalid tenant id, several
+ * issuers with introspection. Logs a warning for insecure choices that stay allowed (shared secrets, a clock
+ * tolerance above 60 s, a maximum token lifetime above a week, a disabled cache, a very short refetch
+ * cooldown).
  */
 export function resolveTokenConfig(options: AuthSecOptions, logger: Logger): ResolvedTokenConfig {
   if (!isRecord(options)) configError('options', 'must be an object');
@@ -357,6 +370,20 @@ export function resolveTokenConfig(options: AuthSecOptions, logger: Logger): Res
         option: 'clockToleranceSeconds',
         value: clockToleranceSeconds,
       },
+    );
+  }
+
+  const maxTokenLifetimeSeconds = integer(
+    options.maxTokenLifetimeSeconds,
+    'maxTokenLifetimeSeconds',
+    DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+    60,
+    MAX_TOKEN_LIFETIME_LIMIT_SECONDS,
+  );
+  if (maxTokenLifetimeSeconds > LONG_TOKEN_LIFETIME_SECONDS) {
+    logger.warn(
+      'Tokens valid for more than a week are accepted: a stolen one stays usable that long. Lower maxTokenLifetimeSeconds and have the issuer issue shorter-lived tokens',
+      { option: 'maxTokenLifetimeSeconds', value: maxTokenLifetimeSeconds },
     );
   }
 
@@ -426,6 +453,7 @@ export function resolveTokenConfig(options: AuthSecOptions, logger: Logger): Res
     issuers: Object.freeze(issuers),
     audience: Object.freeze([...(audience as string[])]),
     clockToleranceSeconds,
+    maxTokenLifetimeSeconds,
     maxTokenBytes,
     requiredTokenType,
     defaultTenant,

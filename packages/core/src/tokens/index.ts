@@ -1,7 +1,8 @@
 /**
  * The `tokens` module: JWT verification with jose (issuer allow-list, local or remote keys, algorithm
- * allow-list, `aud`/`exp`/`nbf` with bounded skew, size limit), RFC 7662 introspection for opaque tokens, a
- * bounded verified-token cache that never outlives `exp`, and claim mapping with presets.
+ * allow-list, `aud`/`exp`/`nbf`/`iat` with bounded skew, a maximum lifetime, size limit), RFC 7662
+ * introspection for opaque tokens, a bounded verified-token cache that never outlives `exp`, and claim mapping
+ * with presets.
  *
  * @module
  */

@@ -2,12 +2,15 @@ import { AuthSecError } from '../errors.js';
 import type { Logger } from '../types.js';
 import type { ResolvedIntrospection } from './config.js';
 import { FetchFailure, fetchJson, type HttpContext, isJsonObject } from './http.js';
+import { checkTokenLifetime } from './lifetime.js';
 
 /** What {@link introspectToken} checks an active response against. */
 export interface IntrospectionCheck {
   readonly issuer: string;
   readonly audience: readonly string[];
   readonly clockToleranceSeconds: number;
+  /** Longest validity window accepted, seconds (see `checkTokenLifetime`). */
+  readonly maxTokenLifetimeSeconds: number;
   /** Seconds since the epoch. */
   readonly now: number;
 }
@@ -16,7 +19,8 @@ export interface IntrospectionCheck {
  * Asks the issuer's RFC 7662 endpoint about an opaque token (`POST token=...&token_type_hint=access_token`,
  * HTTP Basic client authentication) and checks the answer: `active` must be `true` (else `TOKEN_INVALID`);
  * `iss`, when given, must be the issuer (`TOKEN_ISSUER`); `aud` must include an accepted audience
- * (`TOKEN_AUDIENCE`); `exp` is required and, like `nbf`, checked with the clock tolerance (`TOKEN_EXPIRED`).
+ * (`TOKEN_AUDIENCE`); `exp` is required and, like `nbf`, checked with the clock tolerance (`TOKEN_EXPIRED`);
+ * a validity window longer than the maximum lifetime, or an `iat` in the future, is `TOKEN_INVALID`.
  * Any failure to get an answer (unreachable, timeout, non-200, not JSON) is `SERVICE_UNAVAILABLE`.
  * Returns the response as the token's claim set.
  */
@@ -77,5 +81,6 @@ export async function introspectToken(
     if (nbf > check.now + check.clockToleranceSeconds)
       throw new AuthSecError('TOKEN_EXPIRED', 'Token is not valid yet');
   }
+  checkTokenLifetime(exp, response.iat, check);
   return response;
 }

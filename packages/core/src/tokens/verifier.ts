@@ -14,6 +14,7 @@ import {
   type KeySelector,
   RemoteKeySet,
 } from './key-set.js';
+import { checkTokenLifetime } from './lifetime.js';
 import { buildPrincipal } from './principal.js';
 
 /** Verifies bearer tokens and returns the caller's principal. Create one with {@link createTokenVerifier}. */
@@ -21,7 +22,8 @@ export interface TokenVerifier {
   /**
    * Verifies `token` (a JWT, or an opaque token when the issuer has introspection) and returns its frozen
    * principal (arrays and claim set frozen too). A repeated token is served from the verified-token cache,
-   * as the same object, until its `exp`. Throws an `AuthSecError`: `TOKEN_MISSING`, `TOKEN_INVALID`,
+   * as the same object, until its `exp`. A validity window longer than `maxTokenLifetimeSeconds`, or an `iat`
+   * in the future, is `TOKEN_INVALID`. Throws an `AuthSecError`: `TOKEN_MISSING`, `TOKEN_INVALID`,
    * `TOKEN_EXPIRED`, `TOKEN_AUDIENCE`, `TOKEN_ISSUER`, `TENANT_UNKNOWN`, or `SERVICE_UNAVAILABLE` when keys or
    * introspection cannot be reached (fail closed).
    */
@@ -154,7 +156,7 @@ export function createTokenVerifier(config: ResolvedTokenConfig, logger: Logger)
   for (const issuer of config.issuers)
     runtimes.set(issuer.issuer, issuerRuntime(issuer, config, http, logger));
   const introspecting = config.issuers.find((issuer) => issuer.introspection !== undefined);
-  const { clock, maxTokenBytes, defaultTenant } = config;
+  const { clock, maxTokenBytes, defaultTenant, clockToleranceSeconds, maxTokenLifetimeSeconds } = config;
   const cache = config.cache.enabled
     ? new LRUCache<string, Principal>({
         max: config.cache.maxEntries,
@@ -211,6 +213,13 @@ export function createTokenVerifier(config: ResolvedTokenConfig, logger: Logger)
       }
       throw toTokenError(error);
     }
+    // jose has checked that `exp` is a number that has not passed, and the type of `iat`; not how far ahead
+    // either of them is.
+    checkTokenLifetime(payload.exp!, payload.iat, {
+      now: Math.floor(clock() / 1000),
+      clockToleranceSeconds,
+      maxTokenLifetimeSeconds,
+    });
     return buildPrincipal(payload, runtime.issuer, defaultTenant, payload.exp!);
   }
 
@@ -223,7 +232,8 @@ export function createTokenVerifier(config: ResolvedTokenConfig, logger: Logger)
       {
         issuer: introspecting.issuer,
         audience: config.audience,
-        clockToleranceSeconds: config.clockToleranceSeconds,
+        clockToleranceSeconds,
+        maxTokenLifetimeSeconds,
         now: Math.floor(clock() / 1000),
       },
       http,

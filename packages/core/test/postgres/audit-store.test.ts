@@ -30,6 +30,7 @@ const EVENT_COLUMNS = [
   'latency_micros',
   'key_id',
   'mac',
+  'issuer',
 ];
 
 function ring(...kids: string[]): MasterKeyRing {
@@ -214,6 +215,36 @@ describe.each(TEST_DATABASES)('postgres audit store ($name)', ({ create }) => {
     await expect(handle.sql.query(`DELETE FROM ${handle.schema}.audit_events`)).rejects.toThrow();
     await expect(handle.sql.query(`TRUNCATE ${handle.schema}.audit_events`)).rejects.toThrow();
     expect(await count(handle)).toBe(2);
+  });
+
+  it('stores the issuer of the subject, covers it with the chain, and reads it back', async () => {
+    const handle = await tenant();
+    const s = sink(handle, { batchSize: 3 });
+    s.write(event(handle.tenant.id, 1, { issuer: 'https://idp-a.test' }));
+    s.write(event(handle.tenant.id, 2, { issuer: 'https://idp-b.test' }));
+    s.write(event(handle.tenant.id, 3));
+    await s.close();
+    expect(await verifyAuditChain(handle, ring('k1'))).toMatchObject({ ok: true, rows: 3 });
+    const read = await readAuditEvents(handle);
+    expect(read.map((e) => [e.subject, e.issuer])).toEqual([
+      ['user-1', 'https://idp-a.test'],
+      ['user-2', 'https://idp-b.test'],
+      ['user-3', undefined],
+    ]);
+    await tamper(
+      handle,
+      `UPDATE ${handle.schema}.audit_events SET issuer = 'https://idp-a.test' WHERE seq = 2`,
+    );
+    await tamper(
+      handle,
+      `UPDATE ${handle.schema}.audit_events SET issuer = 'https://idp-a.test' WHERE seq = 3`,
+    );
+    const result = await verifyAuditChain(handle, ring('k1'));
+    expect(result.ok).toBe(false);
+    expect(result.problems.map((p) => [p.seq, p.kind])).toEqual([
+      [2, 'modified'],
+      [3, 'modified'],
+    ]);
   });
 
   it('reports a row edited in SQL as modified, at that seq only', async () => {
@@ -428,7 +459,7 @@ describe.each(TEST_DATABASES)('postgres audit store ($name)', ({ create }) => {
     expect(await count(handle)).toBe(1);
   });
 
-  it('drops the oldest events beyond maxBuffer, counts and logs the drops', async () => {
+  it('never evicts buffered events: stops accepting at maxBuffer, keeps up to twice that, counts what is past it', async () => {
     const handle = await tenant();
     let down = true;
     const logger = captureLogger();
@@ -443,19 +474,28 @@ describe.each(TEST_DATABASES)('postgres audit store ($name)', ({ create }) => {
       flushIntervalMs: 60_000,
       logger,
     });
-    for (let i = 0; i < 25; i++) s.write(event(handle.tenant.id, i));
+    for (let i = 0; i < 9; i++) s.write(event(handle.tenant.id, i));
+    expect(s.accepting).toBe(true);
+    s.write(event(handle.tenant.id, 9));
+    // Full: new decisions are refused (long before refuseAfterMs), nothing buffered is given up.
+    expect(s.accepting).toBe(false);
+    for (let i = 10; i < 25; i++) s.write(event(handle.tenant.id, i));
     await expect(s.flush()).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
-    expect(s.dropped).toBe(15);
-    expect(s.buffered).toBe(10);
+    expect(s.buffered).toBe(20);
+    expect(s.dropped).toBe(5);
     const dropLog = logger.lines.find((l) => l.level === 'error' && /dropped/.test(l.message));
-    expect(dropLog?.fields).toMatchObject({ totalDropped: 15 });
+    expect(dropLog?.fields).toMatchObject({ totalDropped: 5 });
 
     down = false;
+    await s.flush();
+    expect(s.accepting).toBe(true);
+    expect(s.state()).toMatchObject({ accepting: true, buffered: 0, written: 20, dropped: 5 });
     await s.close();
+    // The oldest events are kept: only the newest, written past twice maxBuffer, are missing.
     expect((await readAuditEvents(handle)).map((e) => e.target)).toEqual(
-      Array.from({ length: 10 }, (_, i) => `t${i + 15}`),
+      Array.from({ length: 20 }, (_, i) => `t${i}`),
     );
-    expect(await verifyAuditChain(handle, ring('k1'))).toMatchObject({ ok: true, rows: 10 });
+    expect(await verifyAuditChain(handle, ring('k1'))).toMatchObject({ ok: true, rows: 20 });
   });
 
   it('skips events without a valid tenant, or of an unknown tenant, and keeps tenants apart', async () => {

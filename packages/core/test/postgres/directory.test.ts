@@ -18,14 +18,17 @@ interface Claims {
   readonly permissions?: readonly string[];
 }
 
+/** The issuer of the principals below. */
+const ISS = 'https://idp.test';
+
 /** A frozen principal as the token verifier hands it over. */
-function principal(tenantId: string, subject: string, claims: Claims = {}): Principal {
+function principal(tenantId: string, subject: string, claims: Claims = {}, issuer = ISS): Principal {
   return Object.freeze({
     subject,
     email: `${subject}@example.test`,
     tenantId,
     clientId: undefined,
-    issuer: 'https://idp.test',
+    issuer,
     roles: Object.freeze([...(claims.roles ?? [])]),
     groups: Object.freeze([...(claims.groups ?? [])]),
     scopes: Object.freeze([...(claims.scopes ?? [])]),
@@ -156,8 +159,10 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
   });
 
   it('adds the bindings of the subject and of its groups (transitively, cycles included)', async () => {
-    expect(await directory.admin.grant(T, 'user-2', { roles: ['developer'], scopes: ['read'] })).toBe(2);
-    expect(await directory.admin.grant(T, 'user-2', { roles: ['developer'] })).toBe(0);
+    expect(
+      await directory.admin.grant(T, 'user-2', { roles: ['developer'], scopes: ['read'] }, { issuer: ISS }),
+    ).toBe(2);
+    expect(await directory.admin.grant(T, 'user-2', { roles: ['developer'] }, { issuer: ISS })).toBe(0);
     expect((await directory.resolve(principal(T, 'user-2'))).roles).toEqual(['developer']);
 
     await directory.admin.grant(T, 'group:engineering', { scopes: ['write'], resources: ['production'] });
@@ -167,7 +172,7 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
     expect((await directory.resolve(principal(T, 'user-3'))).scopes).toEqual([]);
 
     // A group granted in the database brings its own bindings; a cycle of groups terminates.
-    await directory.admin.grant(T, 'user-4', { groups: ['devops'] });
+    await directory.admin.grant(T, 'user-4', { groups: ['devops'] }, { issuer: ISS });
     await directory.admin.grant(T, 'group:devops', { roles: ['auditor'], groups: ['engineering'] });
     await directory.admin.grant(T, 'group:engineering', { groups: ['devops'] });
     const devops = await directory.resolve(principal(T, 'user-4'));
@@ -183,18 +188,25 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
   });
 
   it('revokes, and removing a catalog entry removes its bindings', async () => {
-    await directory.admin.grant(T, 'user-5', {
-      roles: ['admin', 'developer'],
-      permissions: ['projects:delete'],
-    });
+    await directory.admin.grant(
+      T,
+      'user-5',
+      {
+        roles: ['admin', 'developer'],
+        permissions: ['projects:delete'],
+      },
+      { issuer: ISS },
+    );
     expect((await directory.resolve(principal(T, 'user-5'))).roles).toEqual(['admin', 'developer']);
-    expect(await directory.admin.revoke(T, 'user-5', { roles: ['admin', 'auditor'] })).toBe(1);
+    expect(await directory.admin.revoke(T, 'user-5', { roles: ['admin', 'auditor'] }, { issuer: ISS })).toBe(
+      1,
+    );
     expect((await directory.resolve(principal(T, 'user-5'))).roles).toEqual(['developer']);
-    expect(await directory.admin.revoke(T, 'user-5', { roles: ['admin'] })).toBe(0);
+    expect(await directory.admin.revoke(T, 'user-5', { roles: ['admin'] }, { issuer: ISS })).toBe(0);
 
     expect(await directory.admin.addCatalog(T, 'permission', 'projects:archive')).toBe(true);
     expect(await directory.admin.addCatalog(T, 'permission', 'projects:archive')).toBe(false);
-    await directory.admin.grant(T, 'user-5', { permissions: ['projects:archive'] });
+    await directory.admin.grant(T, 'user-5', { permissions: ['projects:archive'] }, { issuer: ISS });
     expect((await directory.resolve(principal(T, 'user-5'))).permissions).toEqual([
       'projects:delete',
       'projects:archive',
@@ -221,7 +233,7 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
   it('refuses grants of values not in the catalog, granting nothing', async () => {
     const before = await directory.admin.listBindings(T);
     const refusal = await directory.admin
-      .grant(T, 'user-7', { roles: ['admin', 'ghost'], scopes: ['read'] })
+      .grant(T, 'user-7', { roles: ['admin', 'ghost'], scopes: ['read'] }, { issuer: ISS })
       .catch((e: unknown) => e);
     expect(isAuthSecError(refusal) && refusal.code).toBe('BAD_REQUEST');
     expect(isAuthSecError(refusal) && refusal.details.missing).toEqual(['role ghost']);
@@ -239,12 +251,20 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
     expect(await outcome(a.addCatalog(T, 'permission', 'a:b:c'))).toBe('BAD_REQUEST');
     expect(await outcome(a.addCatalog(T, 'wizard' as 'role', 'merlin'))).toBe('BAD_REQUEST');
     expect(await outcome(a.listCatalog(T, 'wizard' as 'role'))).toBe('BAD_REQUEST');
-    expect(await outcome(a.grant(T, '', { roles: ['admin'] }))).toBe('BAD_REQUEST');
-    expect(await outcome(a.grant(T, 'bad\u0000subject', { roles: ['admin'] }))).toBe('BAD_REQUEST');
-    expect(await outcome(a.grant(T, 's'.repeat(256), { roles: ['admin'] }))).toBe('BAD_REQUEST');
-    expect(await outcome(a.grant(T, 'user-8', {}))).toBe('BAD_REQUEST');
-    expect(await outcome(a.grant(T, 'user-8', { wizards: ['x'] } as never))).toBe('BAD_REQUEST');
-    expect(await outcome(a.revoke(T, 'user-8', { roles: ['bad name'] }))).toBe('BAD_REQUEST');
+    expect(await outcome(a.grant(T, '', { roles: ['admin'] }, { issuer: ISS }))).toBe('BAD_REQUEST');
+    expect(await outcome(a.grant(T, 'bad\u0000subject', { roles: ['admin'] }, { issuer: ISS }))).toBe(
+      'BAD_REQUEST',
+    );
+    expect(await outcome(a.grant(T, 's'.repeat(256), { roles: ['admin'] }, { issuer: ISS }))).toBe(
+      'BAD_REQUEST',
+    );
+    expect(await outcome(a.grant(T, 'user-8', {}, { issuer: ISS }))).toBe('BAD_REQUEST');
+    expect(await outcome(a.grant(T, 'user-8', { wizards: ['x'] } as never, { issuer: ISS }))).toBe(
+      'BAD_REQUEST',
+    );
+    expect(await outcome(a.revoke(T, 'user-8', { roles: ['bad name'] }, { issuer: ISS }))).toBe(
+      'BAD_REQUEST',
+    );
     expect(await a.addCatalog(T, 'role', 'ünïcode-röle')).toBe(true);
     expect((await a.listCatalog(T, 'role')).map((e) => e.name)).toEqual([
       'admin',
@@ -259,9 +279,9 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
     expect(await outcome(directory.resolve(principal('Bad Tenant', 'user-1')))).toBe('TENANT_UNKNOWN');
     expect(await outcome(directory.resolve(principal('acme"; --', 'user-1')))).toBe('TENANT_UNKNOWN');
     expect(await outcome(directory.admin.listCatalog('nobody'))).toBe('TENANT_UNKNOWN');
-    expect(await outcome(directory.admin.grant('nobody', 'user-1', { roles: ['admin'] }))).toBe(
-      'TENANT_UNKNOWN',
-    );
+    expect(
+      await outcome(directory.admin.grant('nobody', 'user-1', { roles: ['admin'] }, { issuer: ISS })),
+    ).toBe('TENANT_UNKNOWN');
 
     await tenancy.create('sleepy');
     await directory.admin.addCatalog('sleepy', 'role', 'admin');
@@ -273,13 +293,13 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
       'TENANT_UNKNOWN',
     );
     // Administration still works on a disabled tenant.
-    expect(await directory.admin.grant('sleepy', 'u', { roles: ['admin'] })).toBe(1);
+    expect(await directory.admin.grant('sleepy', 'u', { roles: ['admin'] }, { issuer: ISS })).toBe(1);
     await tenancy.enable('sleepy');
     expect((await directory.resolve(principal('sleepy', 'u'))).roles).toEqual(['admin']);
   });
 
   it('serves from its cache until invalidated', async () => {
-    await directory.admin.grant(T, 'user-9', { roles: ['admin'] });
+    await directory.admin.grant(T, 'user-9', { roles: ['admin'] }, { issuer: ISS });
     await settle(tenancy, T);
     expect((await directory.resolve(principal(T, 'user-9'))).roles).toEqual(['admin']);
     // A change behind the directory's back (no notification) is not seen until the entry is invalidated.
@@ -295,7 +315,7 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
     const clock = () => now;
     const d = createPostgresDirectory({ tenancy, cacheTtlMs: 5000, clock, logger: silentLogger });
     closers.push(() => d.close());
-    await directory.admin.grant(T, 'user-10', { roles: ['admin'] });
+    await directory.admin.grant(T, 'user-10', { roles: ['admin'] }, { issuer: ISS });
     await settle(tenancy, T);
     expect((await d.resolve(principal(T, 'user-10'))).roles).toEqual(['admin']);
     const h = await tenancy.handle(T);
@@ -336,12 +356,12 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
       await t1.create(tenantId, { placement });
       await r1.admin.addCatalog(tenantId, 'role', 'admin');
       await r1.admin.addCatalog(tenantId, 'group', 'ops');
-      await r1.admin.grant(tenantId, 'alice', { roles: ['admin'] });
+      await r1.admin.grant(tenantId, 'alice', { roles: ['admin'] }, { issuer: ISS });
 
       const alice = principal(tenantId, 'alice');
       // Replica 2 has alice's role cached (30 s TTL): only the notification can take it away in time.
       expect((await r2.resolve(alice)).roles).toEqual(['admin']);
-      expect(await r1.admin.revoke(tenantId, 'alice', { roles: ['admin'] })).toBe(1);
+      expect(await r1.admin.revoke(tenantId, 'alice', { roles: ['admin'] }, { issuer: ISS })).toBe(1);
       const revokedIn = await within(1000, async () => (await r2.resolve(alice)).roles.length === 0);
       expect(revokedIn).toBeLessThanOrEqual(1000);
 

@@ -128,12 +128,17 @@ describe.each(TEST_DATABASES)('tenant isolation on $name', ({ name, create }) =>
       ] as const) {
         await admin.addCatalog(B, kind, value);
       }
-      await admin.grant(A, 'alice', { roles: ['reader'] });
-      await admin.grant(B, 'alice', {
-        roles: ['admin', 'root'],
-        scopes: ['admin'],
-        permissions: ['vault:open'],
-      });
+      await admin.grant(A, 'alice', { roles: ['reader'] }, { issuer: 'https://idp.test' });
+      await admin.grant(
+        B,
+        'alice',
+        {
+          roles: ['admin', 'root'],
+          scopes: ['admin'],
+          permissions: ['vault:open'],
+        },
+        { issuer: 'https://idp.test' },
+      );
       await admin.grant(B, 'group:staff', { resources: ['vault'], scopes: ['write'] });
       await admin.grant(B, 'group:ops', { roles: ['root'] });
     }, 60_000);
@@ -187,22 +192,28 @@ describe.each(TEST_DATABASES)('tenant isolation on $name', ({ name, create }) =>
     });
 
     it("refuses to grant in A what exists only in B's catalog", async () => {
-      expect(await outcome(directory.admin.grant(A, 'alice', { roles: ['admin'] }))).toBe('BAD_REQUEST');
+      expect(
+        await outcome(
+          directory.admin.grant(A, 'alice', { roles: ['admin'] }, { issuer: 'https://idp.test' }),
+        ),
+      ).toBe('BAD_REQUEST');
       expect(await outcome(directory.admin.grant(A, 'group:ops', { roles: ['reader'] }))).toBe('BAD_REQUEST');
-      expect(await outcome(directory.admin.grant(A, 'bob', { permissions: ['vault:open'] }))).toBe(
-        'BAD_REQUEST',
-      );
+      expect(
+        await outcome(
+          directory.admin.grant(A, 'bob', { permissions: ['vault:open'] }, { issuer: 'https://idp.test' }),
+        ),
+      ).toBe('BAD_REQUEST');
       expect((await directory.resolve(principal(A, 'alice'))).roles).toEqual(['reader']);
     });
 
     it('keeps changes in one tenant out of the other', async () => {
-      await directory.admin.revoke(B, 'alice', { roles: ['admin'] });
+      await directory.admin.revoke(B, 'alice', { roles: ['admin'] }, { issuer: 'https://idp.test' });
       expect((await directory.resolve(principal(A, 'alice'))).roles).toEqual(['reader']);
       await directory.admin.removeCatalog(A, 'group', 'staff');
       const inB = await directory.resolve(principal(B, 'alice', { groups: ['staff'] }));
       expect(inB.groups).toEqual(['staff']);
       expect(inB.resources).toEqual(['vault']);
-      await directory.admin.grant(B, 'alice', { roles: ['admin'] });
+      await directory.admin.grant(B, 'alice', { roles: ['admin'] }, { issuer: 'https://idp.test' });
       await directory.admin.addCatalog(A, 'group', 'staff');
     });
 
@@ -217,7 +228,7 @@ describe.each(TEST_DATABASES)('tenant isolation on $name', ({ name, create }) =>
   it('routes no crafted tenant id anywhere', async () => {
     await tenancy.create('victim');
     await directory.admin.addCatalog('victim', 'role', 'admin');
-    await directory.admin.grant('victim', 'mallory', { roles: ['admin'] });
+    await directory.admin.grant('victim', 'mallory', { roles: ['admin'] }, { issuer: 'https://idp.test' });
     const crafted = [
       'tenant_victim',
       '"tenant_victim"',

@@ -157,7 +157,7 @@ describe.each(TEST_DATABASES)('simulated outage on $name', ({ create }) => {
     await tenancy.migrate();
     await tenancy.create('sim');
     await directory.admin.addCatalog('sim', 'role', 'ops');
-    await directory.admin.grant('sim', 'u1', { roles: ['ops'] });
+    await directory.admin.grant('sim', 'u1', { roles: ['ops'] }, { issuer: 'https://idp.test' });
     await settle(tenancy, 'sim');
   }, 60_000);
 
@@ -180,7 +180,9 @@ describe.each(TEST_DATABASES)('simulated outage on $name', ({ create }) => {
     expect(await outcome(directory.resolve(principal('sim', 'u1')))).toBe('SERVICE_UNAVAILABLE');
     // Unknown is not claimed when it cannot be known.
     expect(await outcome(tenancy.handle('never-seen'))).toBe('SERVICE_UNAVAILABLE');
-    expect(await outcome(directory.admin.grant('sim', 'u2', { roles: ['ops'] }))).toBe('SERVICE_UNAVAILABLE');
+    expect(
+      await outcome(directory.admin.grant('sim', 'u2', { roles: ['ops'] }, { issuer: 'https://idp.test' })),
+    ).toBe('SERVICE_UNAVAILABLE');
     expect(await outcome(tenancy.list())).toBe('SERVICE_UNAVAILABLE');
     switched.down = false;
     expect((await directory.resolve(principal('sim', 'u1'))).roles).toEqual(['ops']);
@@ -248,7 +250,7 @@ describe.runIf(PG_URL)('real outage (TCP proxy in front of PostgreSQL)', () => {
     ] as const) {
       await admin.create(id, { placement });
       await adminDirectory.admin.addCatalog(id, 'role', 'ops');
-      await adminDirectory.admin.grant(id, 'u1', { roles: ['ops'] });
+      await adminDirectory.admin.grant(id, 'u1', { roles: ['ops'] }, { issuer: 'https://idp.test' });
     }
 
     proxy = new TcpProxy(url.hostname, Number(url.port || 5432));
@@ -302,13 +304,17 @@ describe.runIf(PG_URL)('real outage (TCP proxy in front of PostgreSQL)', () => {
         expect(await outcome(directory.resolve(principal(id, 'u1')))).toBe('SERVICE_UNAVAILABLE');
       }
       expect(await outcome(tenancy.handle('never-seen'))).toBe('SERVICE_UNAVAILABLE');
-      expect(await outcome(directory.admin.grant('out-s', 'u2', { roles: ['ops'] }))).toBe(
-        'SERVICE_UNAVAILABLE',
-      );
+      expect(
+        await outcome(
+          directory.admin.grant('out-s', 'u2', { roles: ['ops'] }, { issuer: 'https://idp.test' }),
+        ),
+      ).toBe('SERVICE_UNAVAILABLE');
       expect(await outcome(tenancy.migrate())).toBe('SERVICE_UNAVAILABLE');
 
       // Meanwhile another replica, which still reaches the database, revokes: this one misses the notification.
-      expect(await adminDirectory.admin.revoke('out-s', 'u1', { roles: ['ops'] })).toBe(1);
+      expect(
+        await adminDirectory.admin.revoke('out-s', 'u1', { roles: ['ops'] }, { issuer: 'https://idp.test' }),
+      ).toBe(1);
       await new Promise((r) => setTimeout(r, 300));
       expect(await outcome(directory.resolve(principal('out-s', 'u1')))).toBe('SERVICE_UNAVAILABLE');
 
@@ -319,11 +325,11 @@ describe.runIf(PG_URL)('real outage (TCP proxy in front of PostgreSQL)', () => {
       expect((await directory.resolve(principal('out-d', 'u1'))).roles).toEqual(['ops']);
 
       // The listener is back: changes made elsewhere arrive again (first after its resync, then within 1 s).
-      await adminDirectory.admin.grant('out-s', 'u1', { roles: ['ops'] });
+      await adminDirectory.admin.grant('out-s', 'u1', { roles: ['ops'] }, { issuer: 'https://idp.test' });
       await within(5000, async () => (await directory.resolve(principal('out-s', 'u1'))).roles.length === 1);
-      await adminDirectory.admin.revoke('out-d', 'u1', { roles: ['ops'] });
+      await adminDirectory.admin.revoke('out-d', 'u1', { roles: ['ops'] }, { issuer: 'https://idp.test' });
       await within(1000, async () => (await directory.resolve(principal('out-d', 'u1'))).roles.length === 0);
-      await adminDirectory.admin.grant('out-d', 'u1', { roles: ['ops'] });
+      await adminDirectory.admin.grant('out-d', 'u1', { roles: ['ops'] }, { issuer: 'https://idp.test' });
       await within(1000, async () => (await directory.resolve(principal('out-d', 'u1'))).roles.length === 1);
 
       expect(escaped.errors).toEqual([]);

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MasterKeyRing } from '../../src/env.js';
 import { isAuthSecError } from '../../src/errors.js';
-import { registeredMigrations } from '../../src/postgres/migrations.js';
+import { migrateSchema, registeredMigrations } from '../../src/postgres/migrations.js';
 import {
   createPostgresSessionStore,
   ensureSessionSchema,
@@ -102,12 +102,49 @@ describe.each(TEST_DATABASES)('Postgres session store on $name', ({ create }) =>
   it('registers its migrations for the master scope and applies them once', async () => {
     expect(registeredMigrations('master')).toEqual(expect.arrayContaining([...SESSION_MIGRATIONS]));
     const schema = newSchema();
-    expect(await ensureSessionSchema(sql, schema)).toBe(1);
+    expect(await ensureSessionSchema(sql, schema)).toBe(SESSION_MIGRATIONS.length);
     expect(await ensureSessionSchema(sql, schema)).toBe(0);
     await expect(ensureSessionSchema(sql, 'bad"; DROP SCHEMA x; --')).rejects.toThrow(TypeError);
     expect(() => createPostgresSessionStore({ sql, schema: 'Bad Name', masterKey: KEY_1 })).toThrow(
       TypeError,
     );
+  });
+
+  it('gives live sessions stored without an issuer to the single issuer, and logs them out otherwise', async () => {
+    const legacy = async () => {
+      const schema = newSchema();
+      await migrateSchema(sql, 'master', schema, SESSION_MIGRATIONS.slice(0, 1));
+      const row = (id: string, expiresAt: number) =>
+        sql.query(
+          `INSERT INTO "${schema}".login_sessions (id_hash, binding_hash, status, tenant_id, subject, tokens_sealed, created_at, authenticated_at, expires_at)
+           VALUES ($1, $2, 'authenticated', 'acme-corp', 'alice', '\\x00', 1, 1, $3)`,
+          [sha256(id), sha256('binding'), expiresAt],
+        );
+      await row('live', Date.now() + 3_600_000);
+      await row('expired', 1000);
+      return schema;
+    };
+    const read = async (schema: string) =>
+      (
+        await sql.query<{ id_hash: string; status: string; issuer: string | null }>(
+          `SELECT id_hash, status, issuer FROM "${schema}".login_sessions ORDER BY expires_at DESC`,
+        )
+      ).rows.map((r) => [r.status, r.issuer]);
+
+    const one = await legacy();
+    await migrateSchema(sql, 'master', one, SESSION_MIGRATIONS, { issuers: ['https://idp-a.test'] });
+    expect(await read(one)).toEqual([
+      ['authenticated', 'https://idp-a.test'],
+      ['authenticated', null],
+    ]);
+    const several = await legacy();
+    await migrateSchema(sql, 'master', several, SESSION_MIGRATIONS, {
+      issuers: ['https://idp-a.test', 'https://idp-b.test'],
+    });
+    expect(await read(several)).toEqual([
+      ['logged_out', null],
+      ['authenticated', null],
+    ]);
   });
 
   it('stores no session id, state, binding, token, verifier or nonce in any table', async () => {

@@ -93,7 +93,7 @@ describe.each(engines)(
     });
 
     it('keeps only the token claims that exist in the tenant catalog, plus database grants', async () => {
-      await storage.directory.admin.grant('acme-corp', 'bob', { groups: ['devops'] });
+      await storage.directory.admin.grant('acme-corp', 'bob', { groups: ['devops'] }, { issuer: ISSUER });
       const principal = await engine.authenticate(
         await sign({
           sub: 'bob',

@@ -469,10 +469,37 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     };
   };
 
+  /**
+   * Who an audit record of a session's end names: the session's subject and tenant, which route the record to
+   * the tenant's audit log. Its token may be expired or gone, so nothing else of it is vouched for: no claims,
+   * and no issuer (the session store does not keep one).
+   */
+  const sessionPrincipal = (attached: Attached): Principal =>
+    Object.freeze({
+      subject: attached.subject,
+      email: undefined,
+      tenantId: attached.tenantId,
+      clientId: undefined,
+      issuer: '',
+      roles: [],
+      groups: [],
+      scopes: [],
+      resources: [],
+      permissions: [],
+      expiresAt: Math.floor((attached.tokens?.expiresAt ?? attached.sessionExpiresAt) / 1000),
+      claims: {},
+    });
+
   /** Ends a session for good in the store (dead tokens are erased), then detaches it here. */
   const expireSession = async (connectionId: string, attached: Attached): Promise<undefined> => {
     await sessions.logout(attached.sessionId).catch(() => false);
-    authsec.audit({ action: 'logout', decision: 'allow', target: 'expired', reason: 'TOKEN_EXPIRED' });
+    authsec.audit({
+      action: 'logout',
+      decision: 'allow',
+      principal: sessionPrincipal(attached),
+      target: 'expired',
+      reason: 'TOKEN_EXPIRED',
+    });
     end(connectionId, 'expired');
     return undefined;
   };
@@ -582,6 +609,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     const expiresAt = Math.min(tokens.expiresAt, principal.expiresAt * 1000);
     await sessions.authenticate(sessionId, {
       subject: principal.subject,
+      issuer: principal.issuer,
       tenantId: principal.tenantId,
       accessToken: tokens.accessToken,
       ...(tokens.refreshToken === undefined ? {} : { refreshToken: tokens.refreshToken }),
@@ -958,7 +986,12 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     for (const [id, other] of connections) {
       if (other.attached?.sessionId === attached.sessionId) end(id, 'logged_out');
     }
-    authsec.audit({ action: 'logout', decision: 'allow', target: 'oauth_logout' });
+    authsec.audit({
+      action: 'logout',
+      decision: 'allow',
+      principal: sessionPrincipal(attached),
+      target: 'oauth_logout',
+    });
     let revoked = false;
     if (tokens) {
       try {

@@ -1,4 +1,16 @@
-import { createMemorySessionStore, createOAuthClient, isAuthSecError, silentLogger } from '@authsec/core';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AuditEvent,
+  createAuthSec,
+  createMemorySessionStore,
+  createOAuthClient,
+  isAuthSecError,
+  parseMasterKey,
+  silentLogger,
+} from '@authsec/core';
+import { openStorage, readAuditEvents, type Storage, seedDemoTenant } from '@authsec/core/postgres';
 import { type DevIdp, startDevIdp } from '@authsec/dev-idp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createToolLogin } from '../../src/login/index.js';
@@ -342,6 +354,75 @@ describe('oauth_logout', () => {
     const refused = await h.oauth.refresh(tokens!.refreshToken!).catch((error: unknown) => error);
     expect(isAuthSecError(refused) && refused.code).toBe('TOKEN_INVALID');
     expect(await h.body('c1', 'oauth_logout')).toMatchObject({ status: 'logged_out' });
+  });
+});
+
+describe("the end of a login in the tenant's audit log", () => {
+  let storage: Storage;
+
+  beforeAll(async () => {
+    storage = await openStorage({
+      dataDir: mkdtempSync(join(tmpdir(), 'authsec-tool-login-audit-')),
+      masterKey: parseMasterKey(Buffer.alloc(32, 7).toString('base64')),
+      logger: silentLogger,
+    });
+    await seedDemoTenant(storage.tenancy, storage.directory);
+  }, 60_000);
+
+  afterAll(async () => {
+    await storage?.close();
+  });
+
+  /** An engine auditing into the tenant's store (closing it leaves the store to this suite). */
+  function audited(clock?: () => number) {
+    const sink = {
+      write: (event: AuditEvent) => storage.audit.write(event),
+      flush: () => storage.audit.flush(),
+      close: async () => {},
+    };
+    const authsec = createAuthSec({
+      issuers: [idp.issuer],
+      audience: RESOURCE,
+      logger: silentLogger,
+      audit: { sinks: [sink] },
+      ...(clock ? { clock, clockToleranceSeconds: 0 } : {}),
+    });
+    return authsec;
+  }
+
+  /** The targets of the `logout` rows the tenant's audit log holds for `subject`. */
+  async function logoutsOf(subject: string): Promise<(string | undefined)[]> {
+    await storage.audit.flush();
+    const events = await readAuditEvents(await storage.tenancy.handle('acme-corp'), { limit: 1000 });
+    return events.filter((e) => e.action === 'logout' && e.subject === subject).map((e) => e.target);
+  }
+
+  it('holds a logout row for the subject after oauth_logout', async () => {
+    const authsec = audited();
+    const h = await setup({ authsec });
+    const { callback } = await startAndSignIn(h, 'c1');
+    await fetch(callback);
+    const subject = (await h.login.principalFor('c1'))!.subject;
+    const before = storage.audit.skipped;
+    expect(await h.body('c1', 'oauth_logout')).toMatchObject({ status: 'logged_out' });
+    expect(await logoutsOf(subject)).toEqual(['oauth_logout']);
+    expect(storage.audit.skipped).toBe(before);
+    await authsec.close();
+  });
+
+  it('holds a logout row for the subject after the login expired', async () => {
+    const clock = offsetClock();
+    const authsec = audited(clock.now);
+    const h = await setup({ authsec, clock: clock.now });
+    const token = await idp.issueToken(ANALYST.email, { audience: RESOURCE, ttlSeconds: 60 });
+    await h.call('c1', 'oauth_authenticate', { jwt_token: token });
+    const subject = (await h.login.principalFor('c1'))!.subject;
+    const before = storage.audit.skipped;
+    clock.advance(61_000);
+    expect(await h.login.principalFor('c1')).toBeUndefined();
+    expect(await logoutsOf(subject)).toEqual(['expired']);
+    expect(storage.audit.skipped).toBe(before);
+    await authsec.close();
   });
 });
 
