@@ -1,7 +1,7 @@
 /**
  * Vitest reporter that ends the run with the plain line CI reads: `N passed, N failed`, and lists every
- * skipped test with the reason it was skipped. A test file that fails to load and an unhandled error each
- * count as a failure, so a broken file can never look green.
+ * skipped test with the reason it was skipped. A test file that fails to load, a suite whose hook failed and an
+ * unhandled error each count as a failure, so a broken file can never look green.
  * With AUTHSEC_TEST_COUNTS_FILE set it also appends `passed failed skipped` to that file, so .ci/run can add
  * up several runs (for example core's tests again under Node 22).
  */
@@ -27,6 +27,8 @@ export default class SummaryReporter implements Reporter {
       }
       if (count === 0 && mod.state() === 'failed') failed++;
       else if (mod.errors().length > 0) failed += mod.errors().length;
+      // A suite whose hook failed (a beforeAll that threw) skips its tests: the suite itself is the failure.
+      for (const suite of mod.children.allSuites()) if (suite.errors().length > 0) failed++;
     }
     for (const line of skipped) process.stdout.write(`skipped: ${line}\n`);
     const file = process.env.AUTHSEC_TEST_COUNTS_FILE;

@@ -206,6 +206,7 @@ function declareTools(server: ProtectedMcpServer): void {
         },
         allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
         if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's own `then` keyword, which the suite checks is kept
         then: { required: ['phone'] },
         else: { required: ['email'] },
         additionalProperties: false,
@@ -315,6 +316,142 @@ function declareResourcesAndPrompts(server: ProtectedMcpServer): void {
   );
 }
 
+const form = (message: string, properties: Record<string, unknown>, required: string[]) => ({
+  method: 'elicitation/create',
+  params: { message, requestedSchema: { type: 'object', properties, required } },
+});
+const sample = (text: string, maxTokens: number) => ({
+  method: 'sampling/createMessage',
+  params: { messages: [{ role: 'user', content: { type: 'text', text } }], maxTokens },
+});
+const ROOTS = { method: 'roots/list', params: {} };
+const answer = (responses: Readonly<Record<string, unknown>> | undefined, key: string) =>
+  responses?.[key] as { content?: unknown; roots?: { uri: string }[] } | undefined;
+const sampled = (value: { content?: unknown } | undefined) => {
+  const content = Array.isArray(value?.content) ? value.content[0] : value?.content;
+  return (content as { text?: string } | undefined)?.text ?? '';
+};
+
+/**
+ * The multi-round-trip (`input_required`) primitives of SEP-2322, through `context.inputRequired()`: every
+ * `requestState` is sealed by AuthSec (encrypted, bound to the caller, tool and arguments, one-time), so the
+ * tampered-state scenario is refused with `-32602` before the handler runs.
+ */
+function declareInputRequired(server: ProtectedMcpServer): void {
+  const tool = (name: string, handler: Parameters<ProtectedMcpServer['registerTool']>[2]) =>
+    server.registerTool(name, { description: `SEP-2322: ${name}`, requirement: ANYONE }, handler);
+  tool('test_input_required_result_elicitation', async (_args, context) => {
+    const reply = answer(context.inputResponses, 'user_name');
+    if (reply === undefined)
+      return context.inputRequired({
+        inputRequests: {
+          user_name: form('What is your name?', { name: { type: 'string' } }, ['name']),
+        } as never,
+      });
+    return text(`Hello, ${(reply.content as { name?: string } | undefined)?.name ?? 'stranger'}!`);
+  });
+  tool('test_input_required_result_sampling', async (_args, context) => {
+    const reply = answer(context.inputResponses, 'capital_question');
+    if (reply === undefined)
+      return context.inputRequired({
+        inputRequests: { capital_question: sample('What is the capital of France?', 100) } as never,
+      });
+    return text(`Sampling response: ${sampled(reply)}`);
+  });
+  tool('test_input_required_result_list_roots', async (_args, context) => {
+    const reply = answer(context.inputResponses, 'client_roots');
+    if (reply === undefined)
+      return context.inputRequired({ inputRequests: { client_roots: ROOTS } as never });
+    return text(`Roots: ${(reply.roots ?? []).map((root) => root.uri).join(', ')}`);
+  });
+  tool('test_input_required_result_request_state', async (_args, context) => {
+    if (context.state === undefined)
+      return context.inputRequired({
+        inputRequests: { confirm: form('Please confirm', { ok: { type: 'boolean' } }, ['ok']) } as never,
+        state: { round: 1 },
+      });
+    return text(`state-ok: round ${(context.state as { round: number }).round} confirmed`);
+  });
+  tool('test_input_required_result_tampered_state', async (_args, context) => {
+    if (context.state === undefined)
+      return context.inputRequired({
+        inputRequests: { confirm: form('Please confirm', { ok: { type: 'boolean' } }, ['ok']) } as never,
+        state: { round: 1 },
+      });
+    return text('state-ok');
+  });
+  tool('test_input_required_result_multiple_inputs', async (_args, context) => {
+    const keys = ['user_name', 'greeting', 'client_roots'];
+    if (context.state === undefined || keys.some((key) => answer(context.inputResponses, key) === undefined))
+      return context.inputRequired({
+        inputRequests: {
+          user_name: form('What is your name?', { name: { type: 'string' } }, ['name']),
+          greeting: sample('Generate a greeting', 50),
+          client_roots: ROOTS,
+        } as never,
+        state: { round: 1 },
+      });
+    return text('All inputs received: user_name, greeting, client_roots');
+  });
+  tool('test_input_required_result_multi_round', async (_args, context) => {
+    const round = (context.state as { round?: number; name?: string } | undefined)?.round;
+    if (round === undefined)
+      return context.inputRequired({
+        inputRequests: {
+          step1: form('Step 1: What is your name?', { name: { type: 'string' } }, ['name']),
+        } as never,
+        state: { round: 1 },
+      });
+    if (round === 1) {
+      const name = (answer(context.inputResponses, 'step1')?.content as { name?: string } | undefined)?.name;
+      return context.inputRequired({
+        inputRequests: {
+          step2: form('Step 2: What is your favorite color?', { color: { type: 'string' } }, ['color']),
+        } as never,
+        state: { round: 2, name },
+      });
+    }
+    const color = (answer(context.inputResponses, 'step2')?.content as { color?: string } | undefined)?.color;
+    return text(`Done: ${(context.state as { name?: string }).name} likes ${color}`);
+  });
+  tool('test_input_required_result_capabilities', async (_args, context) => {
+    // Only what the client declared it can answer (its capabilities arrive in the request's envelope).
+    // The SDK hands the 2026-07-28 envelope over as parsed (its type is opaque in SDK 2.4).
+    const envelope = context.sdk.mcpReq.envelope as Record<string, unknown> | undefined;
+    const capabilities = (envelope?.['io.modelcontextprotocol/clientCapabilities'] ?? {}) as Record<
+      string,
+      unknown
+    >;
+    if (context.inputResponses !== undefined) return text('Capabilities respected');
+    const requests: Record<string, unknown> = {};
+    if (capabilities.elicitation)
+      requests.user_name = form('What is your name?', { name: { type: 'string' } }, ['name']);
+    if (capabilities.sampling) requests.question = sample('Say hello', 20);
+    if (capabilities.roots) requests.client_roots = ROOTS;
+    if (Object.keys(requests).length === 0) return text('The client declared no capability to ask through');
+    return context.inputRequired({ inputRequests: requests as never });
+  });
+  server.registerPrompt(
+    'test_input_required_result_prompt',
+    { description: 'SEP-2322 on prompts/get', requirement: ANYONE },
+    async (_args, context) => {
+      const reply = answer(context.inputResponses, 'user_context');
+      if (reply === undefined)
+        return context.inputRequired({
+          inputRequests: {
+            user_context: form('What context should the prompt use?', { context: { type: 'string' } }, [
+              'context',
+            ]),
+          } as never,
+        });
+      const chosen = (reply.content as { context?: string } | undefined)?.context ?? '';
+      return {
+        messages: [{ role: 'user', content: { type: 'text', text: `Prompt with context: ${chosen}` } }],
+      };
+    },
+  );
+}
+
 /** Starts the v2 node:http target (both eras at `/mcp`) in conformance mode on 127.0.0.1. */
 export async function startV2ConformanceTarget(): Promise<{ url: string; close(): Promise<void> }> {
   const engine = createAuthSec({
@@ -331,6 +468,7 @@ export async function startV2ConformanceTarget(): Promise<{ url: string; close()
   );
   declareTools(server);
   declareResourcesAndPrompts(server);
+  declareInputRequired(server);
   const http: RunningHttpServer = await startMcpV2HttpServer({
     server,
     authsec,

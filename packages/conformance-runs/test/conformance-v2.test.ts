@@ -91,33 +91,37 @@ describe('official MCP conformance suite 0.2 on the v2 node:http handler (both e
     console.log(`\nCONFORMANCE 0.2 RESULTS (v2 node:http)\n${lines.join('\n')}\n`);
   });
 
-  it.each(Object.keys(RUNS))('%s: no failure outside the committed baseline', async (run) => {
-    const results = await runSuite(target.url, RUNS[run]!);
-    expect(results.size).toBeGreaterThan(0);
-    const row = new Map<string, string>();
-    for (const [scenario, checks] of [...results].sort(([a], [b]) => a.localeCompare(b))) {
-      row.set(
-        scenario,
-        UNSCORED.test(scenario) ? `${verdict(checks)} (extension, not scored)` : verdict(checks),
-      );
-      if (UNSCORED.test(scenario)) continue;
-      for (const c of checks.filter((check) => check.status === 'FAILURE'))
-        console.log(`[v2 ${run}] ${scenario} ${c.status} ${c.id}: ${c.errorMessage ?? ''}`);
-    }
-    table.set(run, row);
-    const baseline: Record<string, string[]> = existsSync(BASELINE)
-      ? JSON.parse(await readFile(BASELINE, 'utf8'))
-      : {};
-    const expected = new Set(baseline[run] ?? []);
-    const failures = [...results]
-      .filter(([scenario, checks]) => failed(checks) && !UNSCORED.test(scenario))
-      .map(([scenario]) => scenario)
-      .sort();
-    // The baseline may only shrink: a scenario that passes now is reported so it can be struck off.
-    const fixed = [...expected].filter((s) => results.has(s) && !failed(results.get(s)!));
-    if (fixed.length > 0)
-      console.log(`[v2 ${run}] now passing, strike from the baseline: ${fixed.join(', ')}`);
-    expect(failures.filter((s) => !expected.has(s))).toEqual([]);
-    // Bounded: the first run on a fresh machine also fetches Node 22; each suite run is capped at 300 s.
-  }, 320_000);
+  it.each(Object.keys(RUNS))(
+    '%s: no failure outside the committed baseline',
+    async (run) => {
+      const results = await runSuite(target.url, RUNS[run]!);
+      expect(results.size).toBeGreaterThan(0);
+      const row = new Map<string, string>();
+      for (const [scenario, checks] of [...results].sort(([a], [b]) => a.localeCompare(b))) {
+        row.set(
+          scenario,
+          UNSCORED.test(scenario) ? `${verdict(checks)} (extension, not scored)` : verdict(checks),
+        );
+        if (UNSCORED.test(scenario)) continue;
+        for (const c of checks.filter((check) => check.status === 'FAILURE'))
+          console.log(`[v2 ${run}] ${scenario} ${c.status} ${c.id}: ${c.errorMessage ?? ''}`);
+      }
+      table.set(run, row);
+      const baseline: Record<string, string[]> = existsSync(BASELINE)
+        ? JSON.parse(await readFile(BASELINE, 'utf8'))
+        : {};
+      const expected = new Set(baseline[run] ?? []);
+      const failures = [...results]
+        .filter(([scenario, checks]) => failed(checks) && !UNSCORED.test(scenario))
+        .map(([scenario]) => scenario)
+        .sort();
+      // The baseline may only shrink: a scenario that passes now is reported so it can be struck off.
+      const fixed = [...expected].filter((s) => results.has(s) && !failed(results.get(s)!));
+      if (fixed.length > 0)
+        console.log(`[v2 ${run}] now passing, strike from the baseline: ${fixed.join(', ')}`);
+      expect(failures.filter((s) => !expected.has(s))).toEqual([]);
+      // Bounded: the first run on a fresh machine also fetches Node 22; each suite run is capped at 300 s.
+    },
+    320_000,
+  );
 });

@@ -107,6 +107,15 @@ export {
   type ToolRegistry,
 } from './policy/index.js';
 export {
+  createMemoryRequestStateStore,
+  createRequestStateSealer,
+  type OpenedRequestState,
+  type RequestStateBinding,
+  type RequestStateSealer,
+  type RequestStateSealerOptions,
+  type RequestStateStore,
+} from './request-state.js';
+export {
   createResourceServer,
   PRINCIPAL_EXTRA_KEY,
   PROTECTED_RESOURCE_METADATA_PATH,

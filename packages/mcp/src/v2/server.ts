@@ -7,13 +7,16 @@
 
 import {
   type AuthSec,
-  type AuthSecError,
+  AuthSecError,
   type CompiledRequirement,
+  createRequestStateSealer,
   DECISIONS_EXTRA_KEY,
   isAuthSecError,
   noServiceAccess,
+  type OpenedRequestState,
   PRINCIPAL_EXTRA_KEY,
   type Principal,
+  type RequestStateSealer,
   type Requirement,
   requiredScopes,
   type ServiceAccess,
@@ -24,6 +27,9 @@ import {
   type GetPromptResult,
   type Icon,
   type Implementation,
+  type InputRequests,
+  type InputRequiredResult,
+  inputRequired,
   McpServer,
   type McpServerFactory,
   type McpServerOptions,
@@ -58,8 +64,24 @@ export interface AuthSecContext {
   readonly tenant: string | undefined;
   /** The tenant's stored service credentials, for this caller. */
   readonly services: ServiceAccess;
-  /** The SDK's own request context (cancellation, notifications, `inputResponses`, the HTTP request). */
+  /** The SDK's own request context (cancellation, notifications, the HTTP request). */
   readonly sdk: ServerContext;
+  /**
+   * What the handler sealed into the previous round's `requestState` (2026-07-28 multi-round-trip requests),
+   * opened and checked: sealed for this caller, this primitive and these arguments, unexpired, never used
+   * before. `undefined` on a first round.
+   */
+  readonly state: unknown;
+  /** The client's answers to the previous round's input requests, by key (`undefined` on a first round). */
+  readonly inputResponses: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Ends this round with `input_required`: the requests the client must fulfil, and `state` sealed
+   * (encrypted, bound to this caller, primitive and arguments, one-time) as the `requestState` it echoes back.
+   */
+  inputRequired(spec: {
+    readonly inputRequests?: InputRequests;
+    readonly state?: unknown;
+  }): InputRequiredResult;
 }
 
 /** An input, output or argument schema as the SDK takes it: a Standard Schema (a zod 4 object) or a raw zod shape. */
@@ -90,7 +112,7 @@ export type ArgsOf<S> =
 export type AuthSecToolHandler<S = AuthSecSchema> = (
   args: ArgsOf<S> & { readonly [USER_INFO_KEY]?: UserInfo },
   context: AuthSecContext,
-) => CallToolResult | Promise<CallToolResult>;
+) => CallToolResult | InputRequiredResult | Promise<CallToolResult | InputRequiredResult>;
 
 /** `registerResource`'s metadata, with the resource's {@link Access}. */
 export type AuthSecResourceConfig = ResourceMetadata & { readonly requirement: Access };
@@ -116,7 +138,7 @@ export interface AuthSecPromptConfig {
 export type AuthSecPromptHandler = (
   args: Record<string, unknown>,
   context: AuthSecContext,
-) => GetPromptResult | Promise<GetPromptResult>;
+) => GetPromptResult | InputRequiredResult | Promise<GetPromptResult | InputRequiredResult>;
 
 /** Options of {@link protect}. */
 export interface ProtectOptions {
@@ -124,6 +146,12 @@ export interface ProtectOptions {
   readonly serverOptions?: McpServerOptions;
   /** The `services` of a handler's context for a caller. Default: none (reads fail, and say why). */
   readonly services?: (principal: Principal) => ServiceAccess;
+  /**
+   * Seals `requestState` for multi-round-trip requests (`createRequestStateSealer` of `@authsec/core`). Default:
+   * a sealer with a key for this process only; give one made with the master key ring (and a shared store)
+   * when several replicas serve one endpoint.
+   */
+  readonly requestState?: RequestStateSealer;
 }
 
 /** A protected v2 server: declarations once, an `McpServer` per caller. See {@link protect}. */
@@ -256,16 +284,54 @@ export function protect(
     declaration.access === 'public' ||
     (principal !== undefined && authsec.can(principal, declaration.access));
 
-  const contextFor = (caller: Caller, sdk: ServerContext): AuthSecContext => {
+  const sealer = options.requestState ?? createRequestStateSealer();
+
+  /** The handler's context; a `requestState` sealed for another primitive or other arguments is refused. */
+  const contextFor = (caller: Caller, sdk: ServerContext, target: string, args: unknown): AuthSecContext => {
     const principal = principalFrom(sdk) ?? caller.principal;
+    const opened = sdk.mcpReq.requestState<OpenedRequestState | string>();
+    if (opened !== undefined && (typeof opened === 'string' || !sealer.matches(opened, target, args)))
+      throw new AuthSecError('BAD_REQUEST', 'Invalid or expired requestState', {
+        details: { reason: 'sealed' },
+      });
+    const method = sdk.mcpReq.method;
     return {
       user: principal ? toUserInfo(principal) : undefined,
       principal,
       tenant: principal?.tenantId,
       services: servicesFor(principal),
       sdk,
+      state: opened === undefined ? undefined : opened.payload,
+      inputResponses: sdk.mcpReq.inputResponses,
+      inputRequired: ({ inputRequests, state }) => {
+        if (state !== undefined && principal === undefined)
+          throw new TypeError('inputRequired: a state needs an authenticated caller to be bound to');
+        const requestState =
+          state === undefined || principal === undefined
+            ? undefined
+            : sealer.seal(state, { principal, method, target, arguments: args });
+        return inputRequired({
+          ...(inputRequests === undefined ? {} : { inputRequests }),
+          ...(requestState === undefined ? {} : { requestState }),
+        });
+      },
     };
   };
+
+  /**
+   * The SDK's verification hook for an echoed `requestState`, run before any handler: opened for the caller and
+   * method (anything else is the SDK's `-32602 Invalid or expired requestState`), consumed once.
+   */
+  const serverOptions = (caller: Caller): McpServerOptions => ({
+    ...options.serverOptions,
+    requestState: {
+      verify: async (state: string, sdk: ServerContext) => {
+        const principal = principalFrom(sdk) ?? caller.principal;
+        if (principal === undefined) throw new Error('unauthenticated');
+        return sealer.open(state, principal, sdk.mcpReq.method);
+      },
+    },
+  });
 
   /** Authorizes a read or get when it runs (hidden is not forbidden): audited, a refusal thrown. */
   const authorizeUse = (
@@ -304,8 +370,13 @@ export function protect(
           async (...params: unknown[]) => {
             const sdk = params[params.length - 1] as ServerContext;
             const args = params.length > 1 ? (params[0] as Record<string, unknown>) : {};
-            const context = contextFor(caller, sdk);
             const { [USER_INFO_KEY]: _forged, ...rest } = (args ?? {}) as Record<string, unknown>;
+            let context: AuthSecContext;
+            try {
+              context = contextFor(caller, sdk, name, rest);
+            } catch (error) {
+              return failure(authsec, name, error);
+            }
             if (requirement !== 'public') {
               const refusal = decideCall(authsec, name, rest, context.principal, sdk);
               if (refusal !== undefined) return refusal;
@@ -328,7 +399,7 @@ export function protect(
         const self = declarations.get(`resource:${name}`)!;
         if (typeof uriOrTemplate === 'string') {
           return mcp.registerResource(name, uriOrTemplate, metadata, async (uri: URL, sdk: ServerContext) => {
-            const context = contextFor(caller, sdk);
+            const context = contextFor(caller, sdk, name, { uri: uri.href });
             authorizeUse(self, context.principal, 'resource.read');
             return read(uri, {}, context);
           });
@@ -338,7 +409,7 @@ export function protect(
           uriOrTemplate,
           metadata,
           async (uri: URL, variables: Record<string, string | string[]>, sdk: ServerContext) => {
-            const context = contextFor(caller, sdk);
+            const context = contextFor(caller, sdk, name, { uri: uri.href });
             authorizeUse(self, context.principal, 'resource.read');
             return read(uri, variables, context);
           },
@@ -357,7 +428,7 @@ export function protect(
             // The SDK passes (args, ctx) for a prompt with arguments and (ctx) for one without.
             const sdk = params[params.length - 1] as ServerContext;
             const args = params.length > 1 ? (params[0] as Record<string, unknown>) : {};
-            const context = contextFor(caller, sdk);
+            const context = contextFor(caller, sdk, name, args);
             authorizeUse(self, context.principal, 'prompt.get');
             return handler(args, context);
           },
@@ -365,8 +436,9 @@ export function protect(
       });
     },
     instance(principal) {
-      const mcp = new McpServer(info, options.serverOptions);
-      const state: InstanceState = { caller: { principal }, registered: new Map() };
+      const caller: Caller = { principal };
+      const mcp = new McpServer(info, serverOptions(caller));
+      const state: InstanceState = { caller, registered: new Map() };
       states.set(mcp, state);
       for (const [key, declaration] of declarations) {
         if (visible(declaration, principal))

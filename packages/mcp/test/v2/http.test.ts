@@ -42,6 +42,33 @@ function declare(engine: TestEngine): ProtectedMcpServer {
       { type: 'text', text: context.principal ? `signed in as ${context.principal.subject}` : 'anonymous' },
     ],
   }));
+  // A multi-round-trip tool: asks the caller to confirm, keeping the amount in a sealed requestState.
+  server.registerTool(
+    'refund',
+    { description: 'Refund an order', inputSchema: z.object({ order: z.number() }), requirement: {} },
+    async ({ order }, context) => {
+      if (context.state === undefined)
+        return context.inputRequired({
+          inputRequests: {
+            confirm: {
+              method: 'elicitation/create',
+              params: {
+                mode: 'form',
+                message: `Refund order ${order}?`,
+                requestedSchema: {
+                  type: 'object',
+                  properties: { ok: { type: 'boolean' } },
+                  required: ['ok'],
+                },
+              },
+            },
+          },
+          state: { order, amount: 42 },
+        });
+      const { amount } = context.state as { amount: number };
+      return { content: [{ type: 'text', text: `Refunded ${amount} for order ${order}` }] };
+    },
+  );
   server.registerResource(
     'reports',
     'acme://reports/q3',
@@ -127,8 +154,8 @@ describe.each(ERAS)('MCP SDK v2 over Streamable HTTP, %s era', (era) => {
     const john = await connect(d.url, d.engine.token(JOHN), era);
     const alice = await connect(d.url, d.engine.token(ALICE), era);
     const names = async (client: Client) => (await client.listTools()).tools.map((t) => t.name).sort();
-    expect(await names(john)).toEqual([...JOHN_TOOLS, 'status'].sort());
-    expect(await names(alice)).toEqual([...ALICE_TOOLS, 'status'].sort());
+    expect(await names(john)).toEqual([...JOHN_TOOLS, 'refund', 'status'].sort());
+    expect(await names(alice)).toEqual([...ALICE_TOOLS, 'refund', 'status'].sort());
   });
 
   it('runs an allowed call with _user_info and the context, audited once', async () => {
@@ -270,7 +297,7 @@ describe('MCP SDK v2 endpoint, both eras', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('mcp-session-id')).toBeNull();
     const body = (await response.json()) as { result: { tools: { name: string }[]; cacheScope?: string } };
-    expect(body.result.tools.map((t) => t.name).sort()).toEqual([...ALICE_TOOLS, 'status'].sort());
+    expect(body.result.tools.map((t) => t.name).sort()).toEqual([...ALICE_TOOLS, 'refund', 'status'].sort());
     expect(body.result.cacheScope).toBe('private');
   });
 
@@ -297,12 +324,90 @@ describe('MCP SDK v2 endpoint, both eras', () => {
     try {
       const alice = await connect(s.url, s.engine.token(ALICE), 'legacy');
       expect((await alice.listTools()).tools.map((t) => t.name).sort()).toEqual(
-        [...ALICE_TOOLS, 'status'].sort(),
+        [...ALICE_TOOLS, 'refund', 'status'].sort(),
       );
       expect(s.http.handler.sessionCount).toBe(0);
     } finally {
       await s.http.close();
     }
+  });
+
+  it('completes an input_required round trip with a sealed requestState, in either era', async () => {
+    for (const era of ERAS) {
+      const client = new Client(
+        { name: 'v2-oracle', version: '1.0.0' },
+        {
+          capabilities: { elicitation: { form: {} } },
+          ...(era === 'modern' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {}),
+        },
+      );
+      client.setRequestHandler('elicitation/create', async () => ({
+        action: 'accept',
+        content: { ok: true },
+      }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(d.url), {
+          requestInit: { headers: { authorization: `Bearer ${d.engine.token(JOHN)}` } },
+        }),
+      );
+      open.push(client);
+      expect(text(await client.callTool({ name: 'refund', arguments: { order: 7 } }))).toBe(
+        'Refunded 42 for order 7',
+      );
+    }
+  });
+
+  it('refuses a tampered, replayed or foreign requestState with -32602 before the handler runs', async () => {
+    const call = async (token: string, args: Record<string, unknown>, requestState?: string) => {
+      const response = await fetch(d.url, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': 'refund',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: {
+            name: 'refund',
+            arguments: args,
+            ...(requestState
+              ? { requestState, inputResponses: { confirm: { action: 'accept', content: { ok: true } } } }
+              : {}),
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+              'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+              'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
+            },
+          },
+        }),
+      });
+      return (await response.json()) as {
+        result?: { requestState?: string; content?: { text: string }[] };
+        error?: { code: number };
+      };
+    };
+    const john = d.engine.token(JOHN);
+    const first = await call(john, { order: 7 });
+    const state = first.result?.requestState;
+    expect(state).toMatch(/^as1\./);
+    // Nothing of the state is readable: not the amount, the order, the tool or the caller.
+    expect(Buffer.from(state!.slice(4), 'base64url').toString('latin1')).not.toMatch(/42|refund|user-john/);
+    const tampered = `${state!.slice(0, -2)}${state!.endsWith('AA') ? 'BB' : 'AA'}`;
+    expect((await call(john, { order: 7 }, tampered)).error?.code).toBe(-32602);
+    expect((await call(d.engine.token(ALICE), { order: 7 }, state)).error?.code).toBe(-32602);
+    // Sealed for order 7: the same state with other arguments is refused, and the refusal uses it up.
+    expect((await call(john, { order: 8 }, state)).result?.content?.[0]?.text).toMatch(/requestState/);
+    const fresh = (await call(john, { order: 7 })).result?.requestState;
+    expect((await call(john, { order: 7 }, fresh)).result?.content?.[0]?.text).toBe(
+      'Refunded 42 for order 7',
+    );
+    expect((await call(john, { order: 7 }, fresh)).error?.code).toBe(-32602);
   });
 
   it('takes raw zod shapes, and passes title, annotations and outputSchema through', async () => {
