@@ -1,0 +1,183 @@
+/**
+ * The servers of the MCP SDK v2 throughput benchmark (protocol 2026-07-28, stateless), each in a child process of
+ * its own: `node dist/lib/mcp-v2-servers.js <kind>`. Every kind serves the same `hello` tool at
+ * `http://127.0.0.1:<port>/mcp` on `node:http` through the SDK's `createMcpHandler` (one server per request, as
+ * the SDK's own idiom is) and `toNodeHandler`:
+ *
+ * - `v2-plain`: `createMcpHandler` with a factory registering `hello` on an `McpServer`, no authentication.
+ * - `v2-bearer`: the SDK's own web-standard `requireBearerAuth` with a verifier running jose `jwtVerify` against
+ *   the local ES256 key on every request, in front of the same handler (the tool greets from `authInfo`).
+ * - `v2-authsec`: `protect()` + `createMcpV2HttpHandler` of `@authsec/mcp/v2` with the verified-token cache on
+ *   and an audit sink that counts events (the cost of one audit event per call, no I/O).
+ *
+ * IPC with the parent: `{ type: 'ready', url, hello, token? }` once listening; on `{ type: 'stats' }` it answers
+ * `{ type: 'stats', calls, audit, cpuMicros }` (tool runs, audit events by action and decision, and the process's
+ * CPU time since start, so the parent can take CPU per call free of the load generator's noise).
+ */
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type AuditEvent, type AuditSink, createAuthSec, silentLogger } from '@authsec/core';
+import { createMcpV2HttpHandler, protect } from '@authsec/mcp/v2';
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import {
+  type AuthInfo,
+  createMcpHandler,
+  McpServer,
+  OAuthError,
+  OAuthErrorCode,
+  requireBearerAuth,
+} from '@modelcontextprotocol/server';
+import { exportJWK, generateKeyPair, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+
+/** The kinds of server this script runs. */
+export type BenchV2ServerKind = 'v2-plain' | 'v2-bearer' | 'v2-authsec';
+const KINDS: readonly BenchV2ServerKind[] = ['v2-plain', 'v2-bearer', 'v2-authsec'];
+
+const BENCH_EMAIL = 'ada@acme.example';
+const HELLO_TEXT = `Hello, ${BENCH_EMAIL}!`;
+const ISSUER = 'https://issuer.bench.example';
+const INFO = { name: 'bench-server', version: '1.0.0' };
+const DESCRIPTION = 'Greets the caller.';
+
+/** Messages from the child (the parent imports this type only). */
+export type V2ChildMessage =
+  | { type: 'ready'; url: string; hello: string; token?: string }
+  | { type: 'stats'; calls: number; audit: Record<string, number>; cpuMicros: number };
+
+let calls = 0;
+const helloResult = (text: string) => {
+  calls++;
+  return { content: [{ type: 'text' as const, text }] };
+};
+
+function countingSink(counts: Record<string, number>): AuditSink {
+  return {
+    write(event: AuditEvent) {
+      const key = `${event.action}:${event.decision}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    },
+    flush: async () => {},
+    close: async () => {},
+  };
+}
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}');
+}
+
+async function main(): Promise<void> {
+  const kind = process.argv[2] as BenchV2ServerKind;
+  if (!KINDS.includes(kind))
+    throw new TypeError(`usage: mcp-v2-servers.js ${KINDS.join('|')} (got ${String(kind)})`);
+  const http = createServer();
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
+  const audit: Record<string, number> = {};
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' };
+  const token = await new SignJWT({
+    email: BENCH_EMAIL,
+    tenant_id: 'acme-corp',
+    roles: ['admin'],
+    scope: 'read write',
+  })
+    .setProtectedHeader({ alg: 'ES256', kid: 'bench-1', typ: 'at+jwt' })
+    .setSubject('user-42')
+    .setIssuer(ISSUER)
+    .setAudience(url)
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey);
+
+  let listener: (req: IncomingMessage, res: ServerResponse) => void;
+  if (kind === 'v2-authsec') {
+    const authsec = createAuthSec({
+      issuers: [{ issuer: ISSUER, keys: [publicJwk] }],
+      audience: url,
+      logger: silentLogger,
+      cache: { enabled: true, maxEntries: 10_000 },
+      audit: { sinks: [countingSink(audit)] },
+    });
+    const server = protect(authsec, INFO);
+    server.registerTool('hello', { description: DESCRIPTION, requirement: {} }, async (args) =>
+      helloResult(`Hello, ${args._user_info?.email}!`),
+    );
+    listener = createMcpV2HttpHandler({ server, authsec, resourceUrl: url, authorizationServers: [ISSUER] });
+  } else {
+    const handler = createMcpHandler((ctx) => {
+      const server = new McpServer(INFO);
+      server.registerTool('hello', { description: DESCRIPTION }, async () => {
+        const email = ctx.authInfo?.extra?.email;
+        return helloResult(kind === 'v2-bearer' ? `Hello, ${String(email)}!` : HELLO_TEXT);
+      });
+      return server;
+    });
+    let node: ReturnType<typeof toNodeHandler>;
+    if (kind === 'v2-bearer') {
+      const resource = new URL(url);
+      const guard = requireBearerAuth({
+        verifier: {
+          async verifyAccessToken(raw: string): Promise<AuthInfo> {
+            let payload: JWTPayload;
+            try {
+              ({ payload } = await jwtVerify(raw, publicKey, {
+                issuer: ISSUER,
+                audience: url,
+                algorithms: ['ES256'],
+              }));
+            } catch (error) {
+              throw new OAuthError(OAuthErrorCode.InvalidToken, `invalid token: ${(error as Error).message}`);
+            }
+            const scope = typeof payload.scope === 'string' ? payload.scope : '';
+            return {
+              token: raw,
+              clientId: String(payload.sub),
+              scopes: scope === '' ? [] : scope.split(' '),
+              ...(payload.exp === undefined ? {} : { expiresAt: payload.exp }),
+              resource,
+              extra: { sub: payload.sub, email: payload.email },
+            };
+          },
+        },
+      });
+      node = toNodeHandler({
+        fetch: async (request, options) => {
+          const auth = await guard(request);
+          return auth instanceof Response ? auth : handler.fetch(request, { ...options, authInfo: auth });
+        },
+      });
+    } else {
+      node = toNodeHandler(handler);
+    }
+    listener = (req, res) => {
+      if (!req.url?.startsWith('/mcp')) return notFound(res);
+      void node(req, res);
+    };
+  }
+  http.on('request', listener);
+
+  process.on('message', (message: { type?: string }) => {
+    if (message?.type === 'stats') {
+      const { user, system } = process.cpuUsage();
+      process.send?.({
+        type: 'stats',
+        calls,
+        audit: { ...audit },
+        cpuMicros: user + system,
+      } satisfies V2ChildMessage);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send?.({
+    type: 'ready',
+    url,
+    hello: HELLO_TEXT,
+    ...(kind === 'v2-plain' ? {} : { token }),
+  } satisfies V2ChildMessage);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`mcp-v2-servers: ${String((error as Error)?.stack ?? error)}\n`);
+  process.exit(1);
+});

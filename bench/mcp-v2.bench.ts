@@ -1,0 +1,294 @@
+/**
+ * `tools/call` throughput on the MCP SDK v2, protocol 2026-07-28 (stateless: no session, the `_meta` envelope and
+ * the `Mcp-Method`/`Mcp-Name` headers on every request): the same `hello` tool on the SDK's own `createMcpHandler`
+ * without authentication, behind the SDK's `requireBearerAuth` with a jose verifier, and through
+ * `@authsec/mcp/v2` (the request pipeline, the verified-token cache on, an audit sink), in one run. Targets: ours
+ * >= 0.95x the plain v2 server and >= 1.3x the SDK's bearer middleware. Each server runs in a child process of its
+ * own; autocannon drives it from this process with 10 connections on 127.0.0.1. Runs alternate between servers
+ * (at least 9 rounds); the table shows medians. Beside the throughput, each server's own CPU time per call
+ * (`process.cpuUsage` in the child over the measured rounds), which the load generator sharing the two cores does
+ * not blur. Writes `results/mcp-v2.json`; reports, never gates.
+ *
+ * Tuning: `BENCH_MCP_ROUNDS` (default 9, at least 9), `BENCH_MCP_SECONDS` (default 3), `BENCH_MCP_WARMUP_SECONDS`
+ * (default 2), `BENCH_MCP_CONNECTIONS` (default 10).
+ */
+
+import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import type { BenchV2ServerKind, V2ChildMessage } from './lib/mcp-v2-servers.js';
+import {
+  alternateRounds,
+  envInt,
+  environment,
+  formatNumber,
+  formatRatio,
+  formatTable,
+  packageRoot,
+  pairedRatio,
+  summarize,
+  writeJson,
+} from './lib/measure.js';
+
+const TARGET_PLAIN = 0.95;
+const TARGET_BEARER = 1.3;
+const MODERN = '2026-07-28';
+
+const CASES: readonly { id: BenchV2ServerKind; name: string }[] = [
+  { id: 'v2-plain', name: 'plain v2 createMcpHandler' },
+  { id: 'v2-bearer', name: 'v2 requireBearerAuth + jose' },
+  { id: 'v2-authsec', name: '@authsec/mcp/v2, cache on, audit' },
+];
+
+interface Target {
+  readonly id: BenchV2ServerKind;
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly hello: string;
+  readonly headers: Record<string, string>;
+  answered: number;
+  cpuMicros: number;
+  calls: number;
+  readonly runs: autocannon.Result[];
+}
+
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+
+function nextMessage<T extends V2ChildMessage['type']>(
+  child: ChildProcess,
+  type: T,
+): Promise<Extract<V2ChildMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: V2ChildMessage) => {
+      if (message?.type !== type) return;
+      cleanup();
+      resolve(message as Extract<V2ChildMessage, { type: T }>);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`the benchmark server exited (code ${String(code)}) before sending '${type}'`));
+    };
+    const cleanup = () => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+/** A 2026-07-28 `tools/call` of `hello`: the envelope in `_meta`, the method and name also as headers. */
+function helloCall(id: number): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: {
+      name: 'hello',
+      arguments: {},
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': MODERN,
+        'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1.0.0' },
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
+  });
+}
+
+let nextId = 1;
+
+async function check(target: Target): Promise<void> {
+  const response = await fetch(target.url, {
+    method: 'POST',
+    headers: target.headers,
+    body: helloCall(nextId++),
+  });
+  const text = await response.text();
+  if (
+    response.status !== 200 ||
+    !text.includes(target.hello) ||
+    response.headers.get('mcp-session-id') !== null
+  )
+    throw new Error(
+      `${target.name}: expected a stateless 200 with '${target.hello}', got ${response.status} ${text.slice(0, 300)}`,
+    );
+}
+
+async function startTarget(id: BenchV2ServerKind, name: string): Promise<Target> {
+  const script = join(fileURLToPath(new URL('.', import.meta.url)), 'lib', 'mcp-v2-servers.js');
+  const child = fork(script, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = await nextMessage(child, 'ready');
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': MODERN,
+    'mcp-method': 'tools/call',
+    'mcp-name': 'hello',
+    ...(ready.token ? { authorization: `Bearer ${ready.token}` } : {}),
+  };
+  return {
+    id,
+    name,
+    child,
+    url: ready.url,
+    hello: ready.hello,
+    headers,
+    answered: 0,
+    cpuMicros: 0,
+    calls: 0,
+    runs: [],
+  };
+}
+
+async function stats(target: Target) {
+  target.child.send({ type: 'stats' });
+  return nextMessage(target.child, 'stats');
+}
+
+async function load(target: Target, seconds: number, connections: number): Promise<autocannon.Result> {
+  const result = await autocannon({
+    url: target.url,
+    method: 'POST',
+    headers: target.headers,
+    connections,
+    duration: seconds,
+    requests: [{ setupRequest: (request) => ({ ...request, body: helloCall(nextId++) }) }],
+  });
+  target.answered += result['2xx'];
+  if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0 || result['2xx'] === 0)
+    throw new Error(
+      `${target.name}: ${result['2xx']} answers, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
+  return result;
+}
+
+async function main(): Promise<void> {
+  const rounds = envInt('BENCH_MCP_ROUNDS', 9, 9);
+  const seconds = envInt('BENCH_MCP_SECONDS', 3);
+  const warmupSeconds = envInt('BENCH_MCP_WARMUP_SECONDS', 2);
+  const connections = envInt('BENCH_MCP_CONNECTIONS', 10);
+  const targets: Target[] = [];
+  try {
+    for (const { id, name } of CASES) targets.push(await startTarget(id, name));
+    for (const target of targets) await check(target);
+    for (const target of targets.filter((t) => t.id !== 'v2-plain')) {
+      const refused = await fetch(target.url, {
+        method: 'POST',
+        headers: { ...target.headers, authorization: 'Bearer not-a-token' },
+        body: helloCall(nextId++),
+      });
+      await refused.arrayBuffer();
+      if (refused.status !== 401)
+        throw new Error(`${target.name}: a bad token was answered ${refused.status}, expected 401`);
+    }
+    progress(
+      `MCP SDK v2, 2026-07-28 stateless tools/call: ${connections} connections, ${rounds} rounds of ${seconds} s, warm-up ${warmupSeconds} s`,
+    );
+    for (const target of targets) {
+      progress(`  warm-up: ${target.name}`);
+      await load(target, warmupSeconds, connections);
+    }
+    const before = new Map<Target, { cpu: number; calls: number }>();
+    for (const target of targets) {
+      const s = await stats(target);
+      before.set(target, { cpu: s.cpuMicros, calls: s.calls });
+    }
+    const samples = await alternateRounds(
+      targets,
+      rounds,
+      async (target) => {
+        const result = await load(target, seconds, connections);
+        target.runs.push(result);
+        return result.requests.average;
+      },
+      (round, total) => progress(`  round ${round}/${total}`),
+    );
+    for (const target of targets) {
+      await check(target);
+      const s = await stats(target);
+      target.cpuMicros = s.cpuMicros - before.get(target)!.cpu;
+      target.calls = s.calls - before.get(target)!.calls;
+      if (s.calls < target.answered)
+        throw new Error(`${target.name}: ${target.answered} answers but the tool ran ${s.calls} times`);
+      // Ours records one allowed tool.call per run of the tool (and one authenticate deny for the bad token).
+      if (target.id === 'v2-authsec' && (s.audit['tool.call:allow'] ?? 0) !== s.calls)
+        throw new Error(`${target.name}: ${s.calls} calls but ${JSON.stringify(s.audit)} audit events`);
+    }
+    report(targets, samples, { rounds, seconds, warmupSeconds, connections });
+  } finally {
+    for (const target of targets) if (target.child.connected) target.child.disconnect();
+  }
+}
+
+function report(targets: Target[], samples: number[][], config: Record<string, number>): void {
+  const rows = targets.map((target, i) => ({
+    target,
+    reqs: summarize(samples[i]!),
+    samples: samples[i]!,
+    cpuPerCall: target.cpuMicros / Math.max(1, target.calls),
+    p99: summarize(target.runs.map((r) => r.latency.p99)),
+  }));
+  const plain = rows.find((r) => r.target.id === 'v2-plain')!;
+  const bearer = rows.find((r) => r.target.id === 'v2-bearer')!;
+  const ours = rows.find((r) => r.target.id === 'v2-authsec')!;
+  const table = formatTable(
+    [
+      { header: 'case', cell: (r: (typeof rows)[number]) => r.target.name, align: 'left' },
+      { header: 'req/s (median)', cell: (r) => formatNumber(r.reqs.median) },
+      { header: 'min–max req/s', cell: (r) => `${formatNumber(r.reqs.min)}–${formatNumber(r.reqs.max)}` },
+      { header: 'spread', cell: (r) => `${(r.reqs.spread * 100).toFixed(1)}%` },
+      { header: 'p99 ms', cell: (r) => formatNumber(r.p99.median) },
+      { header: 'server CPU µs/call', cell: (r) => r.cpuPerCall.toFixed(1) },
+      { header: 'vs plain', cell: (r) => formatRatio(r.reqs.median / plain.reqs.median) },
+      { header: 'vs bearer', cell: (r) => formatRatio(r.reqs.median / bearer.reqs.median) },
+    ],
+    rows,
+  );
+  const overPlain = ours.reqs.median / plain.reqs.median;
+  const overBearer = ours.reqs.median / bearer.reqs.median;
+  const cpuOverPlain = plain.cpuPerCall / ours.cpuPerCall;
+  const cpuOverBearer = bearer.cpuPerCall / ours.cpuPerCall;
+  const mark = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+  const out = process.stdout;
+  out.write('\nMCP SDK v2 tools/call throughput, 2026-07-28 (stateless Streamable HTTP)\n');
+  out.write(
+    `${config.connections} connections, ${config.rounds} alternated rounds of ${config.seconds} s per server\n\n${table}\n\n`,
+  );
+  out.write(
+    `ours / plain v2: ${formatRatio(overPlain)} (paired ${formatRatio(pairedRatio(ours.samples, plain.samples))}), by server CPU per call ${formatRatio(cpuOverPlain)}   ${mark(overPlain >= TARGET_PLAIN)} (target >= ${TARGET_PLAIN}x)\n`,
+  );
+  out.write(
+    `ours / v2 bearer: ${formatRatio(overBearer)} (paired ${formatRatio(pairedRatio(ours.samples, bearer.samples))}), by server CPU per call ${formatRatio(cpuOverBearer)}   ${mark(overBearer >= TARGET_BEARER)} (target >= ${TARGET_BEARER}x)\n`,
+  );
+  const output = join(packageRoot(import.meta.url), 'results', 'mcp-v2.json');
+  writeJson(output, {
+    generatedAt: new Date().toISOString(),
+    environment: environment(),
+    config: {
+      ...config,
+      protocol: MODERN,
+      transport: 'streamable-http (stateless)',
+      host: '127.0.0.1',
+      loadGenerator: 'autocannon 9.0.0',
+    },
+    cases: rows.map((r) => ({
+      id: r.target.id,
+      name: r.target.name,
+      reqPerSec: r.reqs,
+      p99Ms: r.p99,
+      serverCpuMicrosPerCall: r.cpuPerCall,
+      answered: r.target.answered,
+    })),
+    ratios: { overPlain, overBearer, cpuOverPlain, cpuOverBearer },
+    target: {
+      overPlainAtLeast: TARGET_PLAIN,
+      overBearerAtLeast: TARGET_BEARER,
+      met: { overPlain: overPlain >= TARGET_PLAIN, overBearer: overBearer >= TARGET_BEARER },
+    },
+  });
+  out.write(`results: ${output}\n`);
+}
+
+await main();
