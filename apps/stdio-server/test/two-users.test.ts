@@ -32,7 +32,14 @@ describe('two stdio processes on one data folder, started concurrently', () => {
     };
     admin = new StdioApp(env);
     analyst = new StdioApp(env);
-    await Promise.all([admin.start(), analyst.start()]);
+    try {
+      await Promise.all([admin.start(), analyst.start()]);
+    } catch (error) {
+      // Say why a server did not come up (its own words), not only that the connection closed.
+      throw new Error(
+        `a stdio server did not start: ${String(error)}\nadmin stderr:\n${admin.stderrTail()}\nanalyst stderr:\n${analyst.stderrTail()}`,
+      );
+    }
   });
 
   afterAll(async () => {
