@@ -10,12 +10,9 @@ import {
   ElicitResultSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { PNG, SEP1034_SCHEMA, SEP1330_SCHEMA, WAV } from './fixtures.js';
 
-// 1x1 red PNG and a tiny silent WAV.
-const PNG =
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
-const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type RequestedSchema = ElicitRequestFormParams['requestedSchema'];
 
@@ -168,52 +165,13 @@ export function conformanceTools(): AuthSecTool[] {
     elicitingTool(
       'test_elicitation_sep1034_defaults',
       'Elicitation with a default for every primitive type',
-      {
-        type: 'object',
-        properties: {
-          name: { type: 'string', description: 'User name', default: 'John Doe' },
-          age: { type: 'integer', description: 'User age', default: 30 },
-          score: { type: 'number', description: 'User score', default: 95.5 },
-          status: {
-            type: 'string',
-            description: 'User status',
-            enum: ['active', 'inactive', 'pending'],
-            default: 'active',
-          },
-          verified: { type: 'boolean', description: 'Verification status', default: true },
-        },
-      },
+      SEP1034_SCHEMA as RequestedSchema,
     ),
-    elicitingTool('test_elicitation_sep1330_enums', 'Elicitation with the five enum schema variants', {
-      type: 'object',
-      properties: {
-        untitledSingle: { type: 'string', enum: ['option1', 'option2', 'option3'] },
-        titledSingle: {
-          type: 'string',
-          oneOf: [
-            { const: 'value1', title: 'First Option' },
-            { const: 'value2', title: 'Second Option' },
-            { const: 'value3', title: 'Third Option' },
-          ],
-        },
-        legacyEnum: {
-          type: 'string',
-          enum: ['opt1', 'opt2', 'opt3'],
-          enumNames: ['Option One', 'Option Two', 'Option Three'],
-        },
-        untitledMulti: { type: 'array', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
-        titledMulti: {
-          type: 'array',
-          items: {
-            anyOf: [
-              { const: 'value1', title: 'First Choice' },
-              { const: 'value2', title: 'Second Choice' },
-              { const: 'value3', title: 'Third Choice' },
-            ],
-          },
-        },
-      },
-    }),
+    elicitingTool(
+      'test_elicitation_sep1330_enums',
+      'Elicitation with the five enum schema variants',
+      SEP1330_SCHEMA as RequestedSchema,
+    ),
     publicTool('json_schema_2020_12_tool', (args) => `Received ${JSON.stringify(args)}`, {
       description: 'Tool with JSON Schema 2020-12 features',
       inputSchema: JSON_SCHEMA_2020_12,

@@ -11,11 +11,9 @@ import { completable, fromJsonSchema, type ServerContext } from '@modelcontextpr
 import * as z from 'zod';
 import { allowAllEngine, CONFORMANCE_ISSUER } from './allow-all.js';
 import { conformanceKey } from './conformance-key.js';
+import { PNG, SEP1034_SCHEMA, SEP1330_SCHEMA, WAV } from './fixtures.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const PNG =
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
-const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=';
 const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] });
 // Conformance mode serves one fixed caller: every primitive is open to any authenticated caller.
 const ANYONE = {};
@@ -138,51 +136,16 @@ function declareTools(server: ProtectedMcpServer): void {
     server.registerTool(name, { description, requirement: ANYONE }, async (_args, { sdk }) =>
       text(`Elicitation completed: ${await elicit(sdk, description, schema)}`),
     );
-  eliciting('test_elicitation_sep1034_defaults', 'Elicitation with a default for every primitive type', {
-    type: 'object',
-    properties: {
-      name: { type: 'string', description: 'User name', default: 'John Doe' },
-      age: { type: 'integer', description: 'User age', default: 30 },
-      score: { type: 'number', description: 'User score', default: 95.5 },
-      status: {
-        type: 'string',
-        description: 'User status',
-        enum: ['active', 'inactive', 'pending'],
-        default: 'active',
-      },
-      verified: { type: 'boolean', description: 'Verification status', default: true },
-    },
-  });
-  eliciting('test_elicitation_sep1330_enums', 'Elicitation with the five enum schema variants', {
-    type: 'object',
-    properties: {
-      untitledSingle: { type: 'string', enum: ['option1', 'option2', 'option3'] },
-      titledSingle: {
-        type: 'string',
-        oneOf: [
-          { const: 'value1', title: 'First Option' },
-          { const: 'value2', title: 'Second Option' },
-          { const: 'value3', title: 'Third Option' },
-        ],
-      },
-      legacyEnum: {
-        type: 'string',
-        enum: ['opt1', 'opt2', 'opt3'],
-        enumNames: ['Option One', 'Option Two', 'Option Three'],
-      },
-      untitledMulti: { type: 'array', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
-      titledMulti: {
-        type: 'array',
-        items: {
-          anyOf: [
-            { const: 'value1', title: 'First Choice' },
-            { const: 'value2', title: 'Second Choice' },
-            { const: 'value3', title: 'Third Choice' },
-          ],
-        },
-      },
-    },
-  });
+  eliciting(
+    'test_elicitation_sep1034_defaults',
+    'Elicitation with a default for every primitive type',
+    SEP1034_SCHEMA,
+  );
+  eliciting(
+    'test_elicitation_sep1330_enums',
+    'Elicitation with the five enum schema variants',
+    SEP1330_SCHEMA,
+  );
   server.registerTool(
     'json_schema_2020_12_tool',
     {

@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Check, runConformanceSuite } from '../src/suite.js';
 import { startV2ConformanceTarget } from '../src/v2-target.js';
 
 const PKG = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -27,44 +26,8 @@ const RUNS: Record<string, readonly string[]> = {
  */
 const UNSCORED = /^tasks-/;
 
-interface Check {
-  readonly id: string;
-  readonly status: string;
-  readonly errorMessage?: string;
-}
-
 async function runSuite(url: string, args: readonly string[]): Promise<Map<string, Check[]>> {
-  const out = await mkdtemp(join(tmpdir(), 'authsec-conformance-v2-'));
-  try {
-    await new Promise<void>((done) => {
-      execFile(
-        'npx',
-        ['-y', NODE22, CLI, 'server', '--url', url, ...args, '-o', out],
-        { cwd: PKG, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
-        // A non-zero exit only means some scenario failed; the per-scenario files say which.
-        () => done(),
-      );
-    });
-    const results = new Map<string, Check[]>();
-    const walk = async (dir: string): Promise<void> => {
-      for (const entry of await readdir(dir, { withFileTypes: true })) {
-        const path = join(dir, entry.name);
-        if (entry.isDirectory()) await walk(path);
-        else if (entry.name === 'checks.json') {
-          const scenario = dir
-            .slice(out.length + 1)
-            .split('/')[0]!
-            .replace(/^server-/, '')
-            .replace(/-\d{4}-\d{2}-\d{2}T[\dZ-]+$/, '');
-          results.set(scenario, JSON.parse(await readFile(path, 'utf8')) as Check[]);
-        }
-      }
-    };
-    await walk(out);
-    return results;
-  } finally {
-    await rm(out, { recursive: true, force: true });
-  }
+  return runConformanceSuite('npx', ['-y', NODE22, CLI], url, args, { cwd: PKG, timeoutMs: 300_000 });
 }
 
 const failed = (checks: Check[]) => checks.some((c) => c.status === 'FAILURE');

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { CONFORMANCE_WARNING, openConformanceMode } from '../src/allow-all.js';
+import { type Check, runConformanceSuite } from '../src/suite.js';
 import { type ConformanceServer, startConformanceTarget, TARGETS } from '../src/targets.js';
 
 const PKG = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -39,62 +37,21 @@ const REQUIRED = [
   'server-sse-multiple-streams',
 ] as const;
 
-interface Check {
-  readonly id: string;
-  readonly status: string;
-  readonly errorMessage?: string;
-}
-
 /**
  * Runs the suite's `server` command against `url`: `--suite all` adds the two scenarios the suite keeps in its
  * "pending" list (`json-schema-2020-12`, `server-sse-polling`) to its default "active" suite.
  */
 async function runSuite(url: string): Promise<Map<string, Check[]>> {
-  const out = await mkdtemp(join(tmpdir(), 'authsec-conformance-'));
-  try {
-    await new Promise<void>((done) => {
-      execFile(
-        process.execPath,
-        [
-          '--import',
-          COMPAT,
-          CLI,
-          'server',
-          '--url',
-          url,
-          '--suite',
-          'all',
-          '--spec-version',
-          '2025-11-25',
-          '-o',
-          out,
-        ],
-        { cwd: PKG, timeout: 240_000, maxBuffer: 64 * 1024 * 1024 },
-        // A non-zero exit only means some scenario failed; the per-scenario files say which.
-        () => done(),
-      );
-    });
-    const results = new Map<string, Check[]>();
-    const walk = async (dir: string): Promise<void> => {
-      for (const entry of await readdir(dir, { withFileTypes: true })) {
-        const path = join(dir, entry.name);
-        if (entry.isDirectory()) await walk(path);
-        else if (entry.name === 'checks.json') {
-          // Result directories are named `server-<scenario>-<ISO timestamp>`.
-          const scenario = dir
-            .slice(out.length + 1)
-            .split('/')[0]!
-            .replace(/^server-/, '')
-            .replace(/-\d{4}-\d{2}-\d{2}T[\dZ-]+$/, '');
-          results.set(scenario, JSON.parse(await readFile(path, 'utf8')) as Check[]);
-        }
-      }
-    };
-    await walk(out);
-    return results;
-  } finally {
-    await rm(out, { recursive: true, force: true });
-  }
+  return runConformanceSuite(
+    process.execPath,
+    ['--import', COMPAT, CLI],
+    url,
+    ['--suite', 'all', '--spec-version', '2025-11-25'],
+    {
+      cwd: PKG,
+      timeoutMs: 240_000,
+    },
+  );
 }
 
 const verdict = (checks: Check[] | undefined): string => {

@@ -22,6 +22,7 @@ import {
 } from '@authsec/core';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { sendJson } from './json-response.js';
 import type { LoginCallbackRoute } from './login/tool-login.js';
 import type { AuthSecMcpServer } from './server.js';
 import { createSessionTable, type ServedSession, serveLegacySession } from './sessions.js';
@@ -130,29 +131,13 @@ export interface McpEndpoint {
   close(): Promise<void>;
 }
 
-function send(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Readonly<Record<string, string>> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    ...headers,
-    'content-length': String(Buffer.byteLength(text)),
-  });
-  res.end(text);
-}
-
 /** Writes a core `{ status, headers, body }` response (an error response or the pipeline's) to `node:http`. */
 export function sendErrorResponse(res: ServerResponse, response: ErrorResponse | PipelineResponse): void {
   if (response.body === undefined) {
     res.writeHead(response.status, response.headers).end();
     return;
   }
-  send(res, response.status, response.body, response.headers);
+  sendJson(res, response.status, response.body, response.headers);
 }
 
 /** Writes the RFC 9728 document of `resourceServer` (GET, HEAD; OPTIONS for CORS; 405 otherwise). */
@@ -168,7 +153,7 @@ export function sendResourceMetadata(
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD, OPTIONS' });
+    sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD, OPTIONS' });
     return;
   }
   const metadata = JSON.stringify(resourceServer.metadata());
@@ -357,19 +342,19 @@ export function createMcpRoutes(options: McpRoutesOptions): McpRoutes {
       (answer: (res: ServerResponse) => void) =>
       (req: IncomingMessage, res: ServerResponse): void => {
         if (req.method === 'GET' || req.method === 'HEAD') answer(res);
-        else send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
+        else sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
       };
     routes.set(
       requestPath(health.live),
-      getOnly((res) => send(res, 200, rs.health())),
+      getOnly((res) => sendJson(res, 200, rs.health())),
     );
     // Readiness asks the engine's dependencies (key sets, directory): 503 while one does not answer.
     routes.set(
       requestPath(health.ready),
       getOnly((res) => {
         rs.ready().then(
-          (report) => send(res, report.status === 'ready' ? 200 : 503, report),
-          () => send(res, 503, { status: 'unavailable' }),
+          (report) => sendJson(res, report.status === 'ready' ? 200 : 503, report),
+          () => sendJson(res, 503, { status: 'unavailable' }),
         );
       }),
     );
@@ -398,6 +383,27 @@ export function createMcpRoutes(options: McpRoutesOptions): McpRoutes {
   }) as McpRoutes;
 }
 
+/**
+ * The resource server of an adapter's options: the server's scopes and name are the defaults of
+ * `scopesSupported` and `resourceName`. Shared by both SDK lines' adapters.
+ */
+export function adapterResourceServer(
+  options: Pick<
+    McpAdapterOptions,
+    'authsec' | 'resourceUrl' | 'authorizationServers' | 'scopesSupported' | 'resourceName'
+  >,
+  scopesSupported: readonly string[],
+  name: string,
+): ResourceServer {
+  return createResourceServer({
+    authsec: options.authsec,
+    resourceUrl: options.resourceUrl,
+    authorizationServers: options.authorizationServers,
+    scopesSupported: options.scopesSupported ?? scopesSupported,
+    resourceName: options.resourceName ?? name,
+  });
+}
+
 /** The parts every framework adapter serves. */
 export interface McpAdapter {
   /** Metadata, challenges, origin rules and session ownership. */
@@ -421,15 +427,7 @@ export function createMcpAdapter(
   const { server, healthPaths, loginCallback } = options;
   if (typeof server?.createServer !== 'function')
     throw new TypeError(`${who}: server must come from createAuthSecServer()`);
-  const rs =
-    resourceServer ??
-    createResourceServer({
-      authsec: options.authsec,
-      resourceUrl: options.resourceUrl,
-      authorizationServers: options.authorizationServers,
-      scopesSupported: options.scopesSupported ?? server.scopesSupported,
-      resourceName: options.resourceName ?? server.name,
-    });
+  const rs = resourceServer ?? adapterResourceServer(options, server.scopesSupported, server.name);
   const endpoint = createMcpEndpoint({ ...options, resourceServer: rs });
   const routes = createMcpRoutes({
     resourceServer: rs,
@@ -471,7 +469,7 @@ export function toHttpHandler(
   { resourceServer: rs, endpoint, routes }: McpAdapter,
   other?: (req: IncomingMessage, res: ServerResponse) => void,
 ): McpHttpHandler {
-  const fallback = other ?? ((_req, res) => send(res, 404, { error: 'not_found' }));
+  const fallback = other ?? ((_req, res) => sendJson(res, 404, { error: 'not_found' }));
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     if (!routes(req, res)) fallback(req, res);
   };

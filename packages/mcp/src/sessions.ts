@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AuthSec, type Principal, principalKey } from '@authsec/core';
+import { sendRpcError } from './json-response.js';
 
 /** One live session: who opened it, when it was last used, how to close it. */
 export interface LegacySession {
@@ -174,23 +175,6 @@ function containsInitialize(message: unknown): boolean {
   );
 }
 
-function sessionError(
-  res: ServerResponse,
-  status: number,
-  code: number,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    ...headers,
-    'content-length': String(Buffer.byteLength(text)),
-  });
-  res.end(text);
-}
-
 /**
  * Serves one 2025-era request on its session: an `initialize` without a session id opens one (within the
  * caps) bound to `principal`; any other request needs the id of a session that `principal` owns (another
@@ -209,12 +193,12 @@ export async function serveLegacySession<M>(
   const sessionId = Array.isArray(header) ? header[0] : header;
   if (sessionId === undefined) {
     if (req.method !== 'POST' || !containsInitialize(message)) {
-      sessionError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
       return;
     }
     const owner = sessionOwner(principal);
     if (!table.makeRoom(owner)) {
-      sessionError(res, 503, -32000, 'Too many sessions; try again later', { 'retry-after': '5' });
+      sendRpcError(res, 503, -32000, 'Too many sessions; try again later', { 'retry-after': '5' });
       return;
     }
     const id = randomUUID();
@@ -237,7 +221,7 @@ export async function serveLegacySession<M>(
   }
   const session = table.use(sessionId, principal);
   if (session === undefined) {
-    sessionError(res, 404, -32001, 'Session not found');
+    sendRpcError(res, 404, -32001, 'Session not found');
     return;
   }
   hooks.beforeRequest?.(session, principal);

@@ -14,7 +14,6 @@ import { pipeline as pipe } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import {
   createRequestPipeline,
-  createResourceServer,
   type Principal,
   type RequestPolicyOptions,
   type ResourceServer,
@@ -27,6 +26,7 @@ import {
   type McpServer,
 } from '@modelcontextprotocol/server';
 import {
+  adapterResourceServer,
   admit,
   createMcpRoutes,
   listenHttp,
@@ -71,17 +71,36 @@ export interface StartMcpV2HttpServerOptions extends Omit<McpV2HttpHandlerOption
   readonly resourceUrl?: string;
 }
 
+const PROTOCOL_VERSION_CLAIM = 'io.modelcontextprotocol/protocolVersion';
+
+/**
+ * Whether a single message carries the 2026-07-28 envelope claim: the SDK never routes such a request to the
+ * legacy era (see `isLegacyRequest`), so the classification, which builds and reads a copy of the request, can
+ * be skipped. Anything else (no claim, batches, responses) is classified by the SDK itself.
+ */
+function claimsModernEra(message: unknown): boolean {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return false;
+  const meta = (message as { params?: { _meta?: Record<string, unknown> } }).params?._meta;
+  return typeof meta === 'object' && meta !== null && PROTOCOL_VERSION_CLAIM in meta;
+}
+
 /** Writes a web `Response` to a Node response, streaming (SSE) with backpressure; ends when either side closes. */
 async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
-  res.writeHead(response.status, headers);
   if (response.body === null) {
-    res.end();
+    res.writeHead(response.status, headers).end();
     return;
   }
+  // A single JSON answer (most of them) is written at once; only an event stream is piped as it comes.
+  if (!response.headers.get('content-type')?.startsWith('text/event-stream')) {
+    const body = Buffer.from(await response.arrayBuffer());
+    res.writeHead(response.status, { ...headers, 'content-length': String(body.byteLength) }).end(body);
+    return;
+  }
+  res.writeHead(response.status, headers);
   await pipe(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res).catch(() => {
     // The client went away mid-stream: nothing to answer any more.
   });
@@ -141,7 +160,11 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
     const abort = new AbortController();
     res.once('close', () => abort.abort());
     const request = await toWebRequest(req, admitted.message, { signal: abort.signal });
-    if (stateless || !(await isLegacyRequest(request, admitted.message))) {
+    if (
+      stateless ||
+      claimsModernEra(admitted.message) ||
+      !(await isLegacyRequest(request, admitted.message))
+    ) {
       const response = await modern.fetch(request, {
         ...(admitted.authInfo ? { authInfo: admitted.authInfo } : {}),
         ...(admitted.message === undefined ? {} : { parsedBody: admitted.message }),
@@ -173,15 +196,7 @@ export function createMcpV2Adapter(
 ): McpAdapter {
   const { server, healthPaths } = options;
   if (typeof server?.instance !== 'function') throw new TypeError(`${who}: server must come from protect()`);
-  const rs =
-    resourceServer ??
-    createResourceServer({
-      authsec: options.authsec,
-      resourceUrl: options.resourceUrl,
-      authorizationServers: options.authorizationServers,
-      scopesSupported: options.scopesSupported ?? server.scopesSupported,
-      resourceName: options.resourceName ?? server.info.name,
-    });
+  const rs = resourceServer ?? adapterResourceServer(options, server.scopesSupported, server.info.name);
   const endpoint = createMcpV2Endpoint({ ...options, resourceServer: rs });
   const routes = createMcpRoutes({
     resourceServer: rs,
