@@ -52,6 +52,9 @@ interface Target {
   contentType: string;
   /** 2xx responses autocannon counted, warm-up included. */
   answered: number;
+  /** The server process's CPU time and tool runs over the measured rounds (after warm-up). */
+  cpuMicros: number;
+  calls: number;
   readonly runs: autocannon.Result[];
 }
 
@@ -126,6 +129,8 @@ async function startTarget(id: Target['id'], name: string): Promise<Target> {
     headers: mcpHeaders({ ...auth, 'mcp-session-id': sessionId }),
     contentType: '',
     answered: 0,
+    cpuMicros: 0,
+    calls: 0,
     runs: [],
   };
 }
@@ -188,6 +193,12 @@ async function main(): Promise<void> {
       progress(`  warm-up: ${target.name}`);
       await load(target, warmupSeconds, connections);
     }
+    const before = new Map<Target, { cpu: number; calls: number }>();
+    for (const target of targets) {
+      target.child.send({ type: 'stats' });
+      const stats = await nextMessage(target.child, 'stats');
+      before.set(target, { cpu: stats.cpuMicros, calls: stats.calls });
+    }
     const samples = await alternateRounds(
       targets,
       rounds,
@@ -204,6 +215,8 @@ async function main(): Promise<void> {
       target.contentType = await checkHelloCall(target.url, target.headers, target.hello, nextId++);
       target.child.send({ type: 'stats' });
       const stats = await nextMessage(target.child, 'stats');
+      target.cpuMicros = stats.cpuMicros - before.get(target)!.cpu;
+      target.calls = stats.calls - before.get(target)!.calls;
       if (stats.calls < target.answered) {
         throw new Error(`${target.name}: ${target.answered} answers but the tool ran ${stats.calls} times`);
       }
@@ -251,6 +264,11 @@ function report(targets: Target[], samples: number[][], config: Config): void {
       { header: 'spread', cell: (r) => `${(r.reqs.spread * 100).toFixed(1)}%` },
       { header: 'mean ms', cell: (r) => r.latencyMean.median.toFixed(2) },
       { header: 'p99 ms', cell: (r) => formatNumber(r.latencyP99.median) },
+      // The server's own CPU per call: not blurred by the load generator sharing the cores.
+      {
+        header: 'server CPU µs/call',
+        cell: (r) => (r.target.cpuMicros / Math.max(1, r.target.calls)).toFixed(1),
+      },
       { header: 'vs plain', cell: (r) => formatRatio(ratio(r.reqs, plain.reqs)) },
       { header: 'vs sdk-bearer', cell: (r) => formatRatio(ratio(r.reqs, bearer.reqs)) },
     ],

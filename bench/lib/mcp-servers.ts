@@ -92,7 +92,7 @@ const DESCRIPTION = 'Greets the caller.';
 /** Messages from the child (the parent imports this type only: importing the module would run it). */
 export type ChildMessage =
   | { type: 'ready'; url: string; hello: string; token?: string }
-  | { type: 'stats'; calls: number; audit: Record<string, number> };
+  | { type: 'stats'; calls: number; audit: Record<string, number>; cpuMicros: number };
 
 let calls = 0;
 const helloResult = (text: string) => {
@@ -396,7 +396,13 @@ async function main(): Promise<void> {
 
   process.on('message', (message: { type?: string }) => {
     if (message?.type === 'stats') {
-      process.send?.({ type: 'stats', calls, audit: { ...audit } } satisfies ChildMessage);
+      const { user, system } = process.cpuUsage();
+      process.send?.({
+        type: 'stats',
+        calls,
+        audit: { ...audit },
+        cpuMicros: user + system,
+      } satisfies ChildMessage);
     }
   });
   process.on('disconnect', () => process.exit(0));

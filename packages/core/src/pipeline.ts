@@ -393,25 +393,14 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
       ),
     });
     if (Number.isFinite(declared) && declared > maxBody) return tooLarge();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    // Read by hand rather than with for-await: leaving a for-await loop early destroys a Node stream, and the
-    // client would see a reset instead of the 413.
-    const iterator = body.stream[Symbol.asyncIterator]();
-    try {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) break;
-        size += next.value.byteLength;
-        if (size > maxBody) return tooLarge();
-        chunks.push(next.value);
-      }
-    } catch {
+    const read = await readChunks(body.stream, maxBody);
+    if (read === 'too-large') return tooLarge();
+    if (read === 'error')
       return {
         ok: false,
         result: respond(rpcError(400, -32000, 'The request body could not be read', cors)),
       };
-    }
+    const chunks = read;
     try {
       return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
     } catch {
@@ -545,6 +534,66 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     },
     internalError: () => rpcError(500, -32603, 'Internal error'),
   };
+}
+
+/** A stream that emits `data`, `end` and `error` (a Node `Readable`, such as an `IncomingMessage`). */
+interface EmittingStream {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  off(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+function isEmitting(stream: unknown): stream is EmittingStream {
+  return (
+    typeof (stream as EmittingStream).on === 'function' &&
+    typeof (stream as EmittingStream).off === 'function'
+  );
+}
+
+/**
+ * Reads a body up to `max` bytes. A Node stream is read with its events: its async iterator costs a promise per
+ * chunk, which is measurable on every request. Past the limit, reading stops without destroying the stream
+ * (leaving a for-await loop early would destroy it, and the client would see a reset instead of the 413).
+ */
+function readChunks(
+  stream: AsyncIterable<Uint8Array>,
+  max: number,
+): Promise<Uint8Array[] | 'too-large' | 'error'> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (isEmitting(stream)) {
+    return new Promise((resolve) => {
+      const finish = (result: Uint8Array[] | 'too-large' | 'error') => {
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        stream.off('error', onError);
+        resolve(result);
+      };
+      const onData = (chunk: Uint8Array) => {
+        size += chunk.byteLength;
+        if (size > max) finish('too-large');
+        else chunks.push(chunk);
+      };
+      const onEnd = () => finish(chunks);
+      const onError = () => finish('error');
+      stream.on('data', onData);
+      stream.on('end', onEnd);
+      stream.on('error', onError);
+    });
+  }
+  return (async () => {
+    const iterator = stream[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return chunks;
+        size += next.value.byteLength;
+        if (size > max) return 'too-large';
+        chunks.push(next.value);
+      }
+    } catch {
+      return 'error';
+    }
+  })();
 }
 
 function hasDuplicateIds(batch: readonly unknown[]): boolean {

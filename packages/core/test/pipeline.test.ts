@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type AuthSecOptions,
@@ -294,6 +295,27 @@ describe('bodies and batches', () => {
       }),
     );
     expect(streamed.status).toBe(413);
+  });
+
+  it('reads a Node stream by its events, with the same limit', async () => {
+    const { pipeline } = setup({ maxBodyBytes: 64 });
+    const headers = { host: 'mcp.test', authorization: `Bearer ${await token(JOHN)}` };
+    const big = response(
+      await pipeline.handle({
+        method: 'POST',
+        headers,
+        body: { stream: Readable.from([Buffer.from('x'.repeat(40)), Buffer.from('y'.repeat(40))]) },
+      }),
+    );
+    expect(big).toMatchObject({ status: 413, discardBody: true });
+    const small = forwarded(
+      await setup().pipeline.handle({
+        method: 'POST',
+        headers,
+        body: { stream: Readable.from([Buffer.from(JSON.stringify(call(3, 'hello')))]) },
+      }),
+    );
+    expect(small.message).toEqual(call(3, 'hello'));
   });
 
   it('400 -32700 for malformed JSON; a body a framework parsed is used as it is', async () => {
