@@ -15,6 +15,7 @@ import {
   type ToolDefinition,
   type ToolRegistry,
 } from './policy/index.js';
+import { createScopeExpander } from './scope-hierarchy.js';
 import { createTokenVerifier, resolveTokenConfig, type TokenVerifier } from './tokens/index.js';
 import type { Clock, Logger, Principal, Requirement } from './types.js';
 
@@ -284,12 +285,14 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     });
   };
 
+  const expandScopes = createScopeExpander(options.scopes);
+
   const authenticate = async (token: string): Promise<Principal> => {
     refuseUnlessAuditing();
     const started = performance.now();
     try {
       const fromToken = await verifier.verify(token);
-      return directory ? await directory.resolve(fromToken) : fromToken;
+      return expandScopes(directory ? await directory.resolve(fromToken) : fromToken);
     } catch (error) {
       const err = toAuthSecError(error);
       if (!isAuthSecError(error))

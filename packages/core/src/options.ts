@@ -1,5 +1,6 @@
 import type { JWK } from 'jose';
 import type { AuditSink } from './audit.js';
+import type { ScopeHierarchyOptions } from './scope-hierarchy.js';
 import type { Clock, Logger, Principal } from './types.js';
 
 /** A change of grants announced by a {@link PrincipalDirectory}. */
@@ -128,6 +129,12 @@ export interface AuthSecOptions {
   readonly requiredTokenType?: string;
   /** Tenant for tokens that carry none. Default: none, and such tokens are refused (`TENANT_UNKNOWN`). */
   readonly defaultTenant?: string;
+  /**
+   * Scope hierarchies, e.g. `{ implies: { admin: ['write'], write: ['read'] } }`: a caller holding `admin` also
+   * holds `write` and `read` in every decision, list and challenge (2026-07-28: servers MUST account for scope
+   * hierarchies). Default: none, each scope stands alone.
+   */
+  readonly scopes?: ScopeHierarchyOptions;
   /** Verified-token cache. Default: on, 10,000 entries. */
   readonly cache?: { readonly enabled?: boolean; readonly maxEntries?: number };
   /** Remote key-set fetching limits. */
