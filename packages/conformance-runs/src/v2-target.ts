@@ -146,6 +146,20 @@ function declareTools(server: ProtectedMcpServer): void {
     'Elicitation with the five enum schema variants',
     SEP1330_SCHEMA,
   );
+  // SEP-2243: a parameter mirrored into an `Mcp-Param-Region` header, which the SDK checks against the body.
+  server.registerTool(
+    'test_x_mcp_header',
+    {
+      description: 'A tool with a parameter sent as an Mcp-Param header',
+      inputSchema: fromJsonSchema({
+        type: 'object',
+        properties: { region: { type: 'string', 'x-mcp-header': 'Region' } },
+        required: ['region'],
+      } as never),
+      requirement: ANYONE,
+    },
+    async (args) => text(`Region: ${String((args as { region?: unknown }).region)}`),
+  );
   server.registerTool(
     'json_schema_2020_12_tool',
     {
