@@ -87,6 +87,12 @@ export {
   registeredMigrations,
   registerMigrations,
 } from './migrations.js';
+export {
+  createPostgresRequestStateStore,
+  ensureRequestStateSchema,
+  type PostgresRequestStateStoreOptions,
+  REQUEST_STATE_MIGRATIONS,
+} from './request-state-store.js';
 export { DEMO_CATALOG, DEMO_TENANT_ID, seedDemoTenant } from './seed.js';
 export {
   createPostgresSessionStore,
