@@ -17,6 +17,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { nextMessage } from './lib/children.js';
 import type { BenchV2ServerKind, V2ChildMessage } from './lib/mcp-v2-servers.js';
 import {
   alternateRounds,
@@ -55,29 +56,6 @@ interface Target {
 }
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
-
-function nextMessage<T extends V2ChildMessage['type']>(
-  child: ChildProcess,
-  type: T,
-): Promise<Extract<V2ChildMessage, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: V2ChildMessage) => {
-      if (message?.type !== type) return;
-      cleanup();
-      resolve(message as Extract<V2ChildMessage, { type: T }>);
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`the benchmark server exited (code ${String(code)}) before sending '${type}'`));
-    };
-    const cleanup = () => {
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
 
 /** A 2026-07-28 `tools/call` of `hello`: the envelope in `_meta`, the method and name also as headers. */
 function helloCall(id: number): string {
@@ -119,7 +97,7 @@ async function check(target: Target): Promise<void> {
 async function startTarget(id: BenchV2ServerKind, name: string): Promise<Target> {
   const script = join(fileURLToPath(new URL('.', import.meta.url)), 'lib', 'mcp-v2-servers.js');
   const child = fork(script, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ready = await nextMessage(child, 'ready');
+  const ready = await nextMessage<V2ChildMessage, 'ready'>(child, 'ready');
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
@@ -144,7 +122,7 @@ async function startTarget(id: BenchV2ServerKind, name: string): Promise<Target>
 
 async function stats(target: Target) {
   target.child.send({ type: 'stats' });
-  return nextMessage(target.child, 'stats');
+  return nextMessage<V2ChildMessage, 'stats'>(target.child, 'stats');
 }
 
 async function load(target: Target, seconds: number, connections: number): Promise<autocannon.Result> {

@@ -16,6 +16,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { nextMessage } from './lib/children.js';
 import { checkHelloCall, helloCall, mcpHeaders, openSession } from './lib/mcp-client.js';
 import type { BenchServerKind, ChildMessage } from './lib/mcp-servers.js';
 import {
@@ -89,35 +90,12 @@ function selectedCases(): typeof CASES {
   return CASES.filter((c) => !c.id.startsWith('authsec') || wanted.has(c.id));
 }
 
-function nextMessage<T extends ChildMessage['type']>(
-  child: ChildProcess,
-  type: T,
-): Promise<Extract<ChildMessage, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: ChildMessage) => {
-      if (message?.type !== type) return;
-      cleanup();
-      resolve(message as Extract<ChildMessage, { type: T }>);
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`the benchmark server exited (code ${String(code)}) before sending '${type}'`));
-    };
-    const cleanup = () => {
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
 async function startTarget(id: Target['id'], name: string): Promise<Target> {
   const script = join(fileURLToPath(new URL('.', import.meta.url)), 'lib', 'mcp-servers.js');
   // BENCH_MCP_SERVER_ARGS passes Node flags to the servers (e.g. `--cpu-prof` to profile them).
   const execArgv = process.env.BENCH_MCP_SERVER_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = fork(script, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  const ready = await nextMessage(child, 'ready');
+  const ready = await nextMessage<ChildMessage, 'ready'>(child, 'ready');
   const auth: Record<string, string> = ready.token ? { authorization: `Bearer ${ready.token}` } : {};
   const sessionId = await openSession(ready.url, auth);
   return {
@@ -196,7 +174,7 @@ async function main(): Promise<void> {
     const before = new Map<Target, { cpu: number; calls: number }>();
     for (const target of targets) {
       target.child.send({ type: 'stats' });
-      const stats = await nextMessage(target.child, 'stats');
+      const stats = await nextMessage<ChildMessage, 'stats'>(target.child, 'stats');
       before.set(target, { cpu: stats.cpuMicros, calls: stats.calls });
     }
     const samples = await alternateRounds(
@@ -214,7 +192,7 @@ async function main(): Promise<void> {
     for (const target of targets) {
       target.contentType = await checkHelloCall(target.url, target.headers, target.hello, nextId++);
       target.child.send({ type: 'stats' });
-      const stats = await nextMessage(target.child, 'stats');
+      const stats = await nextMessage<ChildMessage, 'stats'>(target.child, 'stats');
       target.cpuMicros = stats.cpuMicros - before.get(target)!.cpu;
       target.calls = stats.calls - before.get(target)!.calls;
       if (stats.calls < target.answered) {
