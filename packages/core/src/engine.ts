@@ -30,6 +30,40 @@ export interface ToolCallInput {
   readonly arguments?: unknown;
 }
 
+/** What a caller uses: a tool call, a resource read or a prompt get. */
+export type UseAction = 'tool.call' | 'resource.read' | 'prompt.get';
+
+const USE_KINDS: Readonly<Record<UseAction, string>> = {
+  'tool.call': 'Tool',
+  'resource.read': 'Resource',
+  'prompt.get': 'Prompt',
+};
+
+/** A use of a protected primitive to decide with {@link AuthSec.decide}. */
+export interface UseInput {
+  readonly action: UseAction;
+  /** The primitive's declared name (a tool, resource or prompt name). */
+  readonly target: string;
+  readonly requirement: RequirementInput;
+  /** The call's arguments; only a digest of them reaches the audit log. */
+  readonly arguments?: unknown;
+}
+
+/**
+ * A decision taken by {@link AuthSec.decide}, not yet recorded. It is a plain value so that whoever took it can
+ * hand it on (the request pipeline passes its decisions to the MCP server) and record it once.
+ */
+export interface Decision {
+  readonly action: UseAction;
+  readonly target: string;
+  readonly principal: Principal;
+  /** The refusal (`PERMISSION_DENIED`, `INSUFFICIENT_SCOPE`, `SERVICE_UNAVAILABLE`, ...); absent when allowed. */
+  readonly error?: AuthSecError;
+  readonly arguments?: unknown;
+  /** How long deciding took. */
+  readonly latencyMicros: number;
+}
+
 /** Fields of an audit record an adapter supplies; the engine fills in the rest. */
 export interface AuditInput {
   readonly action: AuditAction;
@@ -66,6 +100,14 @@ export interface AuthSec<M = unknown> {
   can(principal: Principal, requirement: RequirementInput): boolean;
   /** Throws `INSUFFICIENT_SCOPE` (more scopes alone would do) or `PERMISSION_DENIED` unless allowed. */
   authorize(principal: Principal, requirement: RequirementInput, target?: string): void;
+  /**
+   * Decides one use without recording it and without throwing: the refusal, if any, is the decision's `error`
+   * (an audit log that cannot record is `SERVICE_UNAVAILABLE`). Record it with {@link AuthSec.record}; deciding
+   * and recording are apart so that a message refused as a whole records only the uses that caused it.
+   */
+  decide(principal: Principal, use: UseInput): Decision;
+  /** Records a decision from {@link AuthSec.decide} as one audit event (never throws). */
+  record(decision: Decision): void;
   /** Which categories passed and failed, for audit records and denial messages. */
   explain(principal: Principal, requirement: RequirementInput): Explanation;
   /** The tool registry: declare tools once, with their requirement. */
@@ -307,6 +349,44 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     }
   };
 
+  const decide = (principal: Principal, use: UseInput): Decision => {
+    const started = performance.now();
+    let error: AuthSecError | undefined;
+    try {
+      refuseUnlessAuditing();
+      policyAuthorize(principal, compiled(use.requirement), {
+        target: use.target,
+        kind: USE_KINDS[use.action],
+      });
+    } catch (caught) {
+      error = toAuthSecError(caught);
+    }
+    return {
+      action: use.action,
+      target: use.target,
+      principal,
+      ...(error === undefined ? {} : { error }),
+      ...(use.arguments === undefined ? {} : { arguments: use.arguments }),
+      latencyMicros: Math.round((performance.now() - started) * 1000),
+    };
+  };
+
+  // The one place a decision becomes an audit event (the pipeline, the servers and authorizeTool all use it).
+  const record = (decision: Decision): void => {
+    const { error } = decision;
+    const failed = error?.details.failed;
+    audit({
+      action: decision.action,
+      decision: error === undefined ? 'allow' : error.status >= 500 ? 'error' : 'deny',
+      principal: decision.principal,
+      target: decision.target,
+      ...(error === undefined ? {} : { reason: error.code }),
+      ...(Array.isArray(failed) ? { failed: failed as string[] } : {}),
+      ...(decision.arguments === undefined ? {} : { arguments: decision.arguments }),
+      latencyMicros: decision.latencyMicros,
+    });
+  };
+
   const engine: AuthSec<M> = {
     authenticate,
     async authenticateHeader(authorization) {
@@ -326,39 +406,30 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     explain: (principal, requirement) => policyExplain(principal, compiled(requirement)),
     tools: registry,
     visibleTools: (principal) => registry.visibleTools(principal),
+    decide,
+    record,
     authorizeTool(principal, call) {
       // The audit gate runs before the decision, outside it: a call the audit log cannot record is not decided.
       refuseUnlessAuditing();
-      const started = performance.now();
       const tool = registry.get(call.tool);
-      // Only the decision is inside the try: recording it (which never throws anyway) cannot become a denial.
-      try {
-        if (!tool) throw new AuthSecError('NOT_FOUND', `Unknown tool '${call.tool}'`);
-        policyAuthorize(principal, tool.requirement, { target: tool.name });
-      } catch (error) {
-        const err = toAuthSecError(error);
-        const failed = err.details.failed;
-        audit({
-          action: 'tool.call',
-          decision: 'deny',
-          principal,
-          target: call.tool,
-          reason: err.code,
-          ...(Array.isArray(failed) ? { failed: failed as string[] } : {}),
-          arguments: call.arguments,
-          latencyMicros: Math.round((performance.now() - started) * 1000),
-        });
-        throw err;
-      }
-      audit({
-        action: 'tool.call',
-        decision: 'allow',
-        principal,
-        target: tool.name,
-        arguments: call.arguments,
-        latencyMicros: Math.round((performance.now() - started) * 1000),
-      });
-      return tool;
+      const decision = tool
+        ? decide(principal, {
+            action: 'tool.call',
+            target: tool.name,
+            requirement: tool.requirement,
+            arguments: call.arguments,
+          })
+        : {
+            action: 'tool.call' as const,
+            target: call.tool,
+            principal,
+            error: new AuthSecError('NOT_FOUND', `Unknown tool '${call.tool}'`),
+            arguments: call.arguments,
+            latencyMicros: 0,
+          };
+      record(decision);
+      if (decision.error !== undefined) throw decision.error;
+      return tool!;
     },
     audit,
     logger,

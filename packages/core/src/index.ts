@@ -21,9 +21,12 @@ export {
   type AuditInput,
   type AuthSec,
   createAuthSec,
+  type Decision,
   type Readiness,
   type RequirementInput,
   type ToolCallInput,
+  type UseAction,
+  type UseInput,
 } from './engine.js';
 export {
   AUTHSEC_ENV_VARIABLES,
@@ -78,6 +81,8 @@ export type {
 export {
   createRequestPipeline,
   DECISIONS_EXTRA_KEY,
+  type Decisions,
+  decisionFor,
   type PipelineAuthInfo,
   type PipelineBody,
   type PipelineForward,
@@ -85,12 +90,12 @@ export {
   type PipelineRequest,
   type PipelineResponse,
   type PipelineResult,
+  type PrimitiveRequirement,
+  type PrimitiveRequirements,
   principalKey,
   type RequestPipeline,
   type RequestPipelineOptions,
   type RequestPolicyOptions,
-  type ToolDecision,
-  type ToolDecisions,
 } from './pipeline.js';
 export {
   authorize,

@@ -4,13 +4,14 @@
  *
  * Plain request in (HTTP method, headers, raw header list, peer address, the body as bytes or already parsed),
  * plain result out: either a response to write (`{ status, headers, body }`) or the verified principal with
- * the decision already taken for each `tools/call` in the message, to hand to the MCP server. The order is
- * fixed here and nowhere else: CORS, `Origin`, `Host`, HTTP method, the `Authorization` header's shape,
- * authentication, body size, batch size, one decision per call (audited once), the step-up challenge.
+ * the decision already taken for each `tools/call`, `resources/read` and `prompts/get` in the message, to hand
+ * to the MCP server. The order is fixed here and nowhere else: CORS, `Origin`, `Host`, HTTP method, the
+ * `Authorization` header's shape, authentication, body size, batch size, one decision per call, read or get
+ * (recorded once), the step-up challenge.
  * No framework or MCP SDK type crosses this module.
  */
 
-import type { AuthSec } from './engine.js';
+import type { AuthSec, Decision, RequirementInput, UseAction, UseInput } from './engine.js';
 import { AuthSecError, type ErrorResponse, isAuthSecError, toAuthSecError } from './errors.js';
 import { isLoopbackHost } from './loopback.js';
 import {
@@ -21,23 +22,54 @@ import {
 } from './resource-server.js';
 import type { Principal } from './types.js';
 
-/** The key of `AuthInfo.extra` that carries the pipeline's {@link ToolDecisions} to the MCP server. */
+/** The key of `AuthInfo.extra` that carries the pipeline's {@link Decisions} to the MCP server. */
 export const DECISIONS_EXTRA_KEY = 'decisions';
 
-/** The decision the pipeline took for one `tools/call` of a registered tool: allowed, or refused with why. */
-export interface ToolDecision {
-  /** The tool the call named. */
-  readonly tool: string;
-  /** The refusal (`PERMISSION_DENIED`, `INSUFFICIENT_SCOPE`, `SERVICE_UNAVAILABLE`, ...); absent when allowed. */
-  readonly error?: AuthSecError;
+/**
+ * Decisions the pipeline took, by JSON-RPC request id: one per `tools/call` of a registered tool and per
+ * `resources/read` or `prompts/get` of a declared one (see {@link PrimitiveRequirements}), each recorded once.
+ * A server that finds its request here, with the same action and target, must not decide (or audit) it again.
+ */
+export type Decisions = ReadonlyMap<string | number, Decision>;
+
+/**
+ * The pipeline's decision for one request (by its JSON-RPC id) when it took one for that action and target, read
+ * from the `AuthInfo` the MCP server was given; `undefined` means the server decides (stdio, no pipeline).
+ */
+export function decisionFor(
+  authInfo: { readonly extra?: Readonly<Record<string, unknown>> } | undefined,
+  id: string | number | undefined,
+  action: UseAction,
+  target: string,
+): Decision | undefined {
+  const decisions = authInfo?.extra?.[DECISIONS_EXTRA_KEY];
+  if (id === undefined || !(decisions instanceof Map)) return undefined;
+  const decision = (decisions as Decisions).get(id);
+  return decision?.action === action && decision.target === target ? decision : undefined;
 }
 
-/** Decisions by JSON-RPC request id. A server that finds its call here must not decide (or audit) it again. */
-export type ToolDecisions = ReadonlyMap<string | number, ToolDecision>;
+/** A declared resource or prompt, found by what a request names. */
+export interface PrimitiveRequirement {
+  /** The declared name (the audit target). */
+  readonly name: string;
+  /** Its requirement; `'public'` needs no decision. */
+  readonly requirement: RequirementInput | 'public';
+}
+
+/**
+ * The resources and prompts an endpoint serves, so the pipeline can decide their reads and gets as it does tool
+ * calls (tools come from the engine's registry): step-up before the server runs, one audit record.
+ */
+export interface PrimitiveRequirements {
+  /** The resource a `resources/read` URI names (a fixed URI or a matching template), if declared. */
+  resource(uri: string): PrimitiveRequirement | undefined;
+  /** The prompt a `prompts/get` names, if declared. */
+  prompt(name: string): PrimitiveRequirement | undefined;
+}
 
 /** The `AuthInfo` the pipeline hands to the MCP server: the resource server's, with the decisions. */
 export interface PipelineAuthInfo extends ResourceAuthInfo {
-  readonly extra: ResourceAuthInfo['extra'] & { readonly [DECISIONS_EXTRA_KEY]: ToolDecisions };
+  readonly extra: ResourceAuthInfo['extra'] & { readonly [DECISIONS_EXTRA_KEY]: Decisions };
 }
 
 /**
@@ -71,7 +103,7 @@ export interface RequestPolicyOptions {
    */
   readonly trustProxy?: boolean | number;
   /**
-   * How a `tools/call` refused with `INSUFFICIENT_SCOPE` is answered. `'http'` (default): 403 with an RFC 6750
+   * How a `tools/call`, `resources/read` or `prompts/get` refused with `INSUFFICIENT_SCOPE` is answered. `'http'` (default): 403 with an RFC 6750
    * `insufficient_scope` challenge naming every scope the message needs, before the MCP server runs (the SDK
    * client steps up). `'result'`: the MCP server answers with an `isError` result whose `_meta` carries the
    * code and scopes, for clients that ignore HTTP challenges.
@@ -97,6 +129,8 @@ export interface RequestPipelineOptions extends RequestPolicyOptions {
    * HTTP); they are forwarded without a principal. Default `false`.
    */
   readonly allowAnonymousLoopback?: boolean;
+  /** The endpoint's declared resources and prompts, decided here like tool calls. Default: tools only. */
+  readonly primitives?: PrimitiveRequirements;
 }
 
 /** Header values as Node and the frameworks give them (lowercase names). */
@@ -221,20 +255,38 @@ function respond(response: PipelineResponse | ErrorResponse): PipelineResult {
   return { kind: 'respond', response };
 }
 
-/** The `tools/call` messages of one JSON-RPC message or batch, with their ids and arguments. */
-function toolCalls(message: unknown): { id: string | number; name: string; arguments: unknown }[] {
+/** A request of a message that names a primitive: its id, method and what it names. */
+interface NamedRequest {
+  readonly id: string | number;
+  readonly method: 'tools/call' | 'resources/read' | 'prompts/get';
+  /** The tool or prompt name, or the resource URI. */
+  readonly name: string;
+  readonly arguments: unknown;
+}
+
+const NAMING_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
+
+/** The requests of one JSON-RPC message or batch that call a tool, read a resource or get a prompt. */
+function namedRequests(message: unknown): NamedRequest[] {
   const messages = Array.isArray(message) ? message : [message];
-  const calls: { id: string | number; name: string; arguments: unknown }[] = [];
+  const found: NamedRequest[] = [];
   for (const item of messages) {
     if (typeof item !== 'object' || item === null) continue;
     const { method, params, id } = item as { method?: unknown; params?: unknown; id?: unknown };
-    if (method !== 'tools/call' || typeof params !== 'object' || params === null) continue;
+    if (typeof method !== 'string' || !NAMING_METHODS.has(method)) continue;
+    if (typeof params !== 'object' || params === null) continue;
     if (typeof id !== 'string' && typeof id !== 'number') continue;
-    const { name, arguments: args } = params as { name?: unknown; arguments?: unknown };
-    if (typeof name !== 'string') continue;
-    calls.push({ id, name, arguments: withoutUserInfo(args) });
+    const { name, uri, arguments: args } = params as { name?: unknown; uri?: unknown; arguments?: unknown };
+    const named = method === 'resources/read' ? uri : name;
+    if (typeof named !== 'string') continue;
+    found.push({
+      id,
+      method: method as NamedRequest['method'],
+      name: named,
+      arguments: method === 'resources/read' ? { uri: named } : withoutUserInfo(args),
+    });
   }
-  return calls;
+  return found;
 }
 
 // A client-sent `_user_info` is not the caller's: it never reaches the audit digest (the server drops it too).
@@ -256,7 +308,7 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
  * challenge for two `Authorization` headers or a merged one (a `,` in it), 401 with the RFC 6750 challenge for
  * a missing or bad token, 503 when a key set or the directory is unreachable (fail closed), 413 for a body
  * over the limit, 400 for malformed JSON or an oversized batch, 403 `insufficient_scope` when more scopes
- * alone would allow the message's calls (`insufficientScope: 'http'`). Misconfiguration is a `TypeError`.
+ * alone would allow the message's calls, reads or gets (`insufficientScope: 'http'`). Misconfiguration is a `TypeError`.
  */
 export function createRequestPipeline(options: RequestPipelineOptions): RequestPipeline {
   const rs = toResourceServer(options.resourceServer, 'createRequestPipeline');
@@ -277,6 +329,12 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
   const methods = new Set((options.methods ?? DEFAULT_METHODS).map((m) => m.toUpperCase()));
   const allowHeader = [...methods].join(', ');
   const anonymousLoopback = options.allowAnonymousLoopback === true;
+  const { primitives } = options;
+  if (
+    primitives !== undefined &&
+    (typeof primitives.resource !== 'function' || typeof primitives.prompt !== 'function')
+  )
+    throw new TypeError('primitives must have resource(uri) and prompt(name)');
 
   const resource = new URL(rs.resourceUrl);
   const loopbackResource = isLoopbackHost(resource.hostname);
@@ -411,50 +469,58 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     }
   };
 
+  /** The use a request makes of a protected primitive; `undefined` when it is the MCP server's to answer. */
+  const useOf = (request: NamedRequest): UseInput | undefined => {
+    if (request.method === 'tools/call') {
+      // Unregistered names (public tools, the login tools, unknown names) are the MCP server's to answer.
+      const tool = authsec.tools.get(request.name);
+      return tool === undefined
+        ? undefined
+        : {
+            action: 'tool.call',
+            target: tool.name,
+            requirement: tool.requirement,
+            arguments: request.arguments,
+          };
+    }
+    const declared =
+      request.method === 'resources/read'
+        ? primitives?.resource(request.name)
+        : primitives?.prompt(request.name);
+    if (declared === undefined || declared.requirement === 'public') return undefined;
+    return {
+      action: request.method === 'resources/read' ? 'resource.read' : 'prompt.get',
+      target: declared.name,
+      requirement: declared.requirement,
+      arguments: request.arguments,
+    };
+  };
+
   const decide = (
     principal: Principal,
     message: unknown,
-  ): { decisions: Map<string | number, ToolDecision>; stepUp?: ErrorResponse } => {
-    const decisions = new Map<string | number, ToolDecision>();
-    const calls = toolCalls(message);
-    if (calls.length === 0) return { decisions };
-    const taken: { call: (typeof calls)[number]; tool: string; error?: AuthSecError; micros: number }[] = [];
+  ): { decisions: Map<string | number, Decision>; stepUp?: ErrorResponse } => {
+    const decisions = new Map<string | number, Decision>();
+    const requests = namedRequests(message);
+    if (requests.length === 0) return { decisions };
     const needed: string[] = [];
     let firstScope: AuthSecError | undefined;
-    for (const call of calls) {
-      const tool = authsec.tools.get(call.name);
-      // Unregistered names (public tools, the login tools, unknown names) are the MCP server's to answer.
-      if (tool === undefined) continue;
-      const started = performance.now();
-      let error: AuthSecError | undefined;
-      try {
-        authsec.authorize(principal, tool.requirement, tool.name);
-      } catch (caught) {
-        error = toAuthSecError(caught);
-        if (error.code === 'INSUFFICIENT_SCOPE') {
-          firstScope ??= error;
-          for (const scope of error.details.scopes ?? []) if (!needed.includes(scope)) needed.push(scope);
-        }
+    for (const request of requests) {
+      const use = useOf(request);
+      if (use === undefined) continue;
+      const decision = authsec.decide(principal, use);
+      const { error } = decision;
+      if (error?.code === 'INSUFFICIENT_SCOPE') {
+        firstScope ??= error;
+        for (const scope of error.details.scopes ?? []) if (!needed.includes(scope)) needed.push(scope);
       }
-      const micros = Math.round((performance.now() - started) * 1000);
-      taken.push({ call, tool: tool.name, ...(error ? { error } : {}), micros });
-      decisions.set(call.id, { tool: tool.name, ...(error ? { error } : {}) });
+      decisions.set(request.id, decision);
     }
     const stepUp = mode === 'http' && firstScope !== undefined;
-    for (const decision of taken) {
-      // A message refused for its scopes runs nothing: only the calls that caused the refusal are recorded.
+    for (const decision of decisions.values()) {
+      // A message refused for its scopes runs nothing: only the uses that caused the refusal are recorded.
       if (stepUp && decision.error?.code !== 'INSUFFICIENT_SCOPE') continue;
-      const failed = decision.error?.details.failed;
-      authsec.audit({
-        action: 'tool.call',
-        decision: decision.error === undefined ? 'allow' : decision.error.status >= 500 ? 'error' : 'deny',
-        principal,
-        target: decision.tool,
-        ...(decision.error ? { reason: decision.error.code } : {}),
-        ...(Array.isArray(failed) ? { failed: failed as string[] } : {}),
-        arguments: decision.call.arguments,
-        latencyMicros: decision.micros,
-      });
+      authsec.record(decision);
     }
     if (!stepUp) return { decisions };
     return {

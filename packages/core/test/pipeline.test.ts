@@ -367,10 +367,11 @@ describe('decisions, made once', () => {
     const result = forwarded(await pipeline.handle(request({ headers: auth, body: batch })));
     expect(result.principal?.subject).toBe('alice');
     const decisions = result.authInfo!.extra[DECISIONS_EXTRA_KEY];
-    expect(decisions.get(1)).toEqual({ tool: 'hello' });
+    expect(decisions.get(1)).toMatchObject({ action: 'tool.call', target: 'hello' });
+    expect(decisions.get(1)?.error).toBeUndefined();
     expect(decisions.get(2)?.error?.code).toBe('PERMISSION_DENIED');
     expect(decisions.has(3)).toBe(false);
-    expect(decisions.get('x')).toEqual({ tool: 'hello' });
+    expect(decisions.get('x')).toMatchObject({ action: 'tool.call', target: 'hello' });
     const calls = sink.events.filter((e) => e.action === 'tool.call');
     expect(calls.map((e) => [e.target, e.decision, e.reason])).toEqual([
       ['hello', 'allow', undefined],
@@ -397,6 +398,66 @@ describe('decisions, made once', () => {
       ['create_resource', 'INSUFFICIENT_SCOPE'],
       ['list_my_repos', 'INSUFFICIENT_SCOPE'],
     ]);
+  });
+
+  it('decides resources/read and prompts/get of declared primitives like calls: one record, the step-up', async () => {
+    const primitives = {
+      resource: (uri: string) =>
+        uri.startsWith('repo://')
+          ? { name: 'repository', requirement: { scopes: ['write'] } }
+          : uri === 'docs://public'
+            ? { name: 'docs', requirement: 'public' as const }
+            : undefined,
+      prompt: (name: string) =>
+        name === 'review' ? { name: 'review', requirement: { roles: ['admin'] } } : undefined,
+    };
+    const { pipeline, sink } = setup({ primitives });
+    const read = (id: number, uri: string) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'resources/read',
+      params: { uri },
+    });
+    const get = (id: number, name: string) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'prompts/get',
+      params: { name, arguments: { topic: 'x' } },
+    });
+    const alice = { authorization: `Bearer ${await token(ALICE)}` };
+    const result = forwarded(
+      await pipeline.handle(
+        request({
+          headers: alice,
+          body: [get(1, 'review'), read(2, 'docs://public'), read(3, 'other://x'), get(4, 'unknown')],
+        }),
+      ),
+    );
+    const decisions = result.authInfo!.extra[DECISIONS_EXTRA_KEY];
+    expect(decisions.get(1)).toMatchObject({ action: 'prompt.get', target: 'review' });
+    expect(decisions.get(1)?.error?.code).toBe('PERMISSION_DENIED');
+    // Public and undeclared names are the server's to answer.
+    expect([...decisions.keys()]).toEqual([1]);
+    expect(sink.events.filter((e) => e.action === 'prompt.get').map((e) => e.decision)).toEqual(['deny']);
+
+    // More scopes alone would allow the read: 403 before the server runs, the read recorded once.
+    const answer = response(
+      await pipeline.handle(request({ headers: alice, body: read(5, 'repo://acme/app') })),
+    );
+    expect(answer.status).toBe(403);
+    // The challenge keeps the scopes held (read) beside the one needed.
+    expect(answer.headers['www-authenticate']).toContain('scope="write read"');
+    expect(answer.headers['www-authenticate']).toContain("Resource 'repository' requires");
+    expect(answer.body.code).toBe('INSUFFICIENT_SCOPE');
+    expect(sink.events.filter((e) => e.action === 'resource.read').map((e) => [e.target, e.reason])).toEqual([
+      ['repository', 'INSUFFICIENT_SCOPE'],
+    ]);
+  });
+
+  it('refuses primitives without resource() and prompt() at creation', () => {
+    expect(() => setup({ primitives: { resource: () => undefined } as never })).toThrow(
+      /primitives must have resource\(uri\) and prompt\(name\)/,
+    );
   });
 
   it("with insufficientScope: 'result' forwards the refusal as the call's decision", async () => {

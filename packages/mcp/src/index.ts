@@ -14,6 +14,7 @@ export {
   createMcpRoutes,
   DEFAULT_HEALTH_PATHS,
   type HealthPaths,
+  type HttpAdapterOptions,
   isLoopbackHost,
   type McpAdapter,
   type McpAdapterOptions,

@@ -23,8 +23,9 @@ export interface CompiledInputSchema {
   parse(args: Record<string, unknown>): Record<string, unknown>;
 }
 
-/** The argument name AuthSec reserves for the caller's identity. */
-export const USER_INFO_KEY = '_user_info';
+import { USER_INFO_KEY } from './user-info.js';
+
+export { USER_INFO_KEY };
 
 const ANY_OBJECT: JsonSchemaObject = Object.freeze({ type: 'object', additionalProperties: true });
 

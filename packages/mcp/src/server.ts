@@ -1,16 +1,14 @@
 import {
   type AuthSec,
   type AuthSecError,
-  DECISIONS_EXTRA_KEY,
   type DirectoryChange,
+  decisionFor,
   isAuthSecError,
   noServiceAccess,
   type Principal,
   type PrincipalDirectory,
   requiredScopes,
   type ServiceAccess,
-  type ToolDecision,
-  type ToolDecisions,
   type ToolDefinition,
 } from '@authsec/core';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
@@ -108,14 +106,6 @@ function principalOf(extra: Extra): Principal | undefined {
     return value as Principal;
   }
   return undefined;
-}
-
-/** The request pipeline's decision for this request's call of `tool`, when it took one (HTTP). */
-function decisionOf(extra: Extra, tool: string): ToolDecision | undefined {
-  const decisions = extra.authInfo?.extra?.[DECISIONS_EXTRA_KEY];
-  if (!(decisions instanceof Map)) return undefined;
-  const decision = (decisions as ToolDecisions).get(extra.requestId);
-  return decision?.tool === tool ? decision : undefined;
 }
 
 function echo(name: string): string {
@@ -323,7 +313,7 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
       }
       try {
         // Over HTTP the request pipeline has decided (and audited) this call already: never decide it twice.
-        const decided = decisionOf(extra, name);
+        const decided = decisionFor(extra.authInfo, extra.requestId, 'tool.call', name);
         if (decided === undefined) authsec.authorizeTool(caller, { tool: name, arguments: args });
         else if (decided.error !== undefined) throw decided.error;
       } catch (error) {

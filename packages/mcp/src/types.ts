@@ -12,16 +12,9 @@ import type {
  * (`login/`). Plain types only.
  */
 
-/** The caller's identity as the brief injects it into `arguments._user_info`. Never contains a token. */
-export interface UserInfo {
-  readonly email: string | undefined;
-  readonly sub: string;
-  readonly tenant_id: string;
-  readonly roles: readonly string[];
-  readonly groups: readonly string[];
-  readonly scopes: readonly string[];
-  readonly resources: readonly string[];
-}
+import type { UserInfo } from './user-info.js';
+
+export type { UserInfo };
 
 /** What every tool handler receives as its second argument. */
 export interface ToolContext {

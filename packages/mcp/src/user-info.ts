@@ -1,5 +1,18 @@
 import type { Principal } from '@authsec/core';
-import type { UserInfo } from './types.js';
+
+/** The argument that carries the caller's identity into a tool (the brief's `_user_info`). */
+export const USER_INFO_KEY = '_user_info';
+
+/** The caller's identity as the brief injects it into `arguments._user_info`. Never contains a token. */
+export interface UserInfo {
+  readonly email: string | undefined;
+  readonly sub: string;
+  readonly tenant_id: string;
+  readonly roles: readonly string[];
+  readonly groups: readonly string[];
+  readonly scopes: readonly string[];
+  readonly resources: readonly string[];
+}
 
 // Principals are frozen, so the user info of one is built once and shared by every call it makes.
 const cache = new WeakMap<Principal, UserInfo>();

@@ -44,6 +44,8 @@ export interface Explanation {
 export interface AuthorizeOptions {
   /** The tool name to put in the refusal message. Default: the name given at compilation. */
   readonly target?: string;
+  /** What the target is, for the message: `'Tool'` (default), `'Resource'`, `'Prompt'`. */
+  readonly kind?: string;
 }
 
 type ClaimSets = Readonly<Record<Category, ReadonlySet<string>>>;
@@ -224,7 +226,7 @@ export function authorize(
   if (evaluate(principal, requirement)) return;
   const explanation = explain(principal, requirement);
   const tool = options.target ?? requirement.name;
-  const subject = tool === undefined ? 'This call' : `Tool '${tool}'`;
+  const subject = tool === undefined ? 'This call' : `${options.kind ?? 'Tool'} '${tool}'`;
   const unmet = explanation.categories.filter((c) => !c.passed).map(describe);
   const needs = `${subject} requires ${unmet.join(explanation.requireAll ? ' and ' : ' or ')}`;
   const failed = explanation.failed;

@@ -16,6 +16,10 @@ import {
   type TokenSet,
   toAuthSecError,
 } from '@authsec/core';
+import type { LoginCallbackRoute } from '../endpoint.js';
+
+export type { LoginCallbackRoute };
+
 import type { AuthSecTool, JsonSchemaObject, LoginProvider, ToolResult } from '../types.js';
 import { toUserInfo } from '../user-info.js';
 import {
@@ -44,17 +48,6 @@ export interface ToolLoginCallbackOptions {
    * `host`, `port` and `path` must not be set. `https`, or `http` on a loopback host (OAuth 2.1).
    */
   readonly redirectUri?: string;
-}
-
-/** The login's callback route, served by the application's HTTP server (see {@link ToolLoginCallbackOptions.redirectUri}). */
-export interface LoginCallbackRoute {
-  /** The redirect URI's path. */
-  readonly path: string;
-  /**
-   * Answers `GET`/`HEAD` on {@link LoginCallbackRoute.path} with the login's result page. `url` overrides
-   * `req.url` (the full path and query, for a framework that strips a mount prefix).
-   */
-  handle(req: IncomingMessage, res: ServerResponse, url?: string): void;
 }
 
 /** The tool-based login: a {@link LoginProvider} for `createAuthSecServer`, and its callback route. */

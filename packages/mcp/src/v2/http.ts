@@ -29,9 +29,9 @@ import {
   adapterResourceServer,
   admit,
   createMcpRoutes,
+  type HttpAdapterOptions,
   listenHttp,
   type McpAdapter,
-  type McpAdapterOptions,
   type McpEndpoint,
   type McpEndpointRequest,
   type McpHttpHandler,
@@ -39,7 +39,7 @@ import {
   type RunningHttpServer,
   toEndpoint,
   toHttpHandler,
-} from '../http.js';
+} from '../endpoint.js';
 import { createSessionTable, type ServedSession, serveLegacySession } from '../sessions.js';
 import type { ProtectedMcpServer } from './server.js';
 
@@ -54,8 +54,7 @@ export interface McpV2EndpointOptions
 }
 
 /** Options of {@link createMcpV2HttpHandler}: the v1 handler's, with a protected v2 server. */
-export interface McpV2HttpHandlerOptions
-  extends Omit<McpAdapterOptions, 'server' | 'allowToolLogin' | 'loginCallback'> {
+export interface McpV2HttpHandlerOptions extends Omit<HttpAdapterOptions, 'allowToolLogin'> {
   readonly server: ProtectedMcpServer;
   /** Answers requests for other paths. Default: 404. */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void;
@@ -122,7 +121,7 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
       'createMcpV2Endpoint: the tool-based login over HTTP is not available on the v2 line',
     );
   const stateless = options.stateless === true;
-  const pipeline = createRequestPipeline({ ...options, resourceServer: rs });
+  const pipeline = createRequestPipeline({ ...options, resourceServer: rs, primitives: server.primitives });
   const logger = rs.logger;
   const onerror = (error: Error) => logger.warn('MCP request refused by the SDK', { cause: error.message });
   // One handler serves the 2026-07-28 era (and, with `stateless`, the 2025 era without sessions).

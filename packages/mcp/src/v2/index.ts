@@ -8,6 +8,13 @@
  */
 
 export {
+  type HealthPaths,
+  type HttpAdapterOptions,
+  type McpEndpoint,
+  type McpHttpHandler,
+  type RunningHttpServer,
+} from '../endpoint.js';
+export {
   createMcpV2Adapter,
   createMcpV2Endpoint,
   createMcpV2HttpHandler,

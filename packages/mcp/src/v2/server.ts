@@ -10,17 +10,18 @@ import {
   AuthSecError,
   type CompiledRequirement,
   createRequestStateSealer,
-  DECISIONS_EXTRA_KEY,
+  decisionFor,
   isAuthSecError,
   noServiceAccess,
   type OpenedRequestState,
   PRINCIPAL_EXTRA_KEY,
+  type PrimitiveRequirements,
   type Principal,
   type RequestStateSealer,
   type Requirement,
   requiredScopes,
   type ServiceAccess,
-  type ToolDecisions,
+  type UseAction,
 } from '@authsec/core';
 import {
   type CallToolResult,
@@ -46,10 +47,8 @@ import {
   type ToolAnnotations,
 } from '@modelcontextprotocol/server';
 import type { ZodRawShape } from 'zod';
-import { USER_INFO_KEY } from '../input-schema.js';
 import { errorResult, refusalResult } from '../result.js';
-import type { UserInfo } from '../types.js';
-import { toUserInfo } from '../user-info.js';
+import { toUserInfo, USER_INFO_KEY, type UserInfo } from '../user-info.js';
 
 /** Who may use a primitive: a requirement (`{}` = any authenticated caller), or `'public'` (anyone, even before login). */
 export type Access = Requirement | 'public';
@@ -193,6 +192,11 @@ export interface ProtectedMcpServer {
   readonly factory: McpServerFactory;
   /** Scopes named by the declared requirements (the metadata's default `scopes_supported`). */
   readonly scopesSupported: readonly string[];
+  /**
+   * The declared resources and prompts by what a request names, for the request pipeline: it decides reads and
+   * gets as it decides tool calls (the step-up before the server runs, one audit record).
+   */
+  readonly primitives: PrimitiveRequirements;
 }
 
 type Kind = 'tool' | 'resource' | 'prompt';
@@ -201,6 +205,8 @@ interface Declaration {
   readonly kind: Kind;
   readonly name: string;
   readonly access: 'public' | CompiledRequirement;
+  /** For a resource: whether a URI names it (its fixed URI, or a match of its template). */
+  readonly names?: (uri: string) => boolean;
   /** Registers it on an instance, for the caller of that instance. */
   register(
     server: McpServer,
@@ -233,10 +239,9 @@ function principalFrom(
     : undefined;
 }
 
-function decisionsFrom(ctx: ServerContext): ToolDecisions | undefined {
-  const value = ctx.http?.authInfo?.extra?.[DECISIONS_EXTRA_KEY];
-  return value instanceof Map ? (value as ToolDecisions) : undefined;
-}
+/** The request pipeline's decision for this request, when it took one for this action and target (HTTP). */
+const decidedFor = (sdk: ServerContext, action: UseAction, target: string) =>
+  decisionFor(sdk.http?.authInfo, sdk.mcpReq.id, action, target);
 
 const MAX_ECHOED_NAME = 128;
 const echo = (name: string) =>
@@ -262,7 +267,13 @@ export function protect(
   const servicesFor = (principal: Principal | undefined): ServiceAccess =>
     principal && options.services ? options.services(principal) : noServiceAccess;
 
-  const declare = (kind: Kind, name: string, access: Access, register: Declaration['register']): void => {
+  const declare = (
+    kind: Kind,
+    name: string,
+    access: Access,
+    register: Declaration['register'],
+    names?: Declaration['names'],
+  ): void => {
     if (typeof name !== 'string' || name === '') throw new TypeError(`protect: a ${kind} needs a name`);
     const key = `${kind}:${name}`;
     if (declarations.has(key)) throw new TypeError(`protect: the ${kind} '${name}' is declared twice`);
@@ -277,7 +288,7 @@ export function protect(
       if (kind === 'tool') authsec.tools.register(name, access, name);
       for (const scope of requiredScopes(compiled)) scopes.add(scope);
     }
-    declarations.set(key, { kind, name, access: compiled, register });
+    declarations.set(key, { kind, name, access: compiled, register, ...(names ? { names } : {}) });
   };
 
   const visible = (declaration: Declaration, principal: Principal | undefined): boolean =>
@@ -333,28 +344,34 @@ export function protect(
     },
   });
 
-  /** Authorizes a read or get when it runs (hidden is not forbidden): audited, a refusal thrown. */
+  /**
+   * Authorizes a read or get when it runs (hidden is not forbidden): the pipeline's decision when it took one
+   * (HTTP: already recorded), else decided and recorded here. A refusal is thrown.
+   */
   const authorizeUse = (
     declaration: Declaration,
     principal: Principal | undefined,
     action: 'resource.read' | 'prompt.get',
+    sdk: ServerContext,
+    args: unknown,
   ): void => {
     if (declaration.access === 'public') return;
-    if (principal === undefined) throw new Error('Authentication required');
-    try {
-      authsec.authorize(principal, declaration.access, declaration.name);
-      authsec.audit({ action, decision: 'allow', principal, target: declaration.name });
-    } catch (error) {
-      authsec.audit({
+    if (principal === undefined) throw new AuthSecError('TOKEN_MISSING', 'Authentication required');
+    let decision = decidedFor(sdk, action, declaration.name);
+    if (decision === undefined) {
+      decision = authsec.decide(principal, {
         action,
-        decision: 'deny',
-        principal,
         target: declaration.name,
-        ...(isAuthSecError(error) ? { reason: error.code } : {}),
+        requirement: declaration.access,
+        arguments: args,
       });
-      throw error;
+      authsec.record(decision);
     }
+    if (decision.error !== undefined) throw decision.error;
   };
+
+  const primitive = (declaration: Declaration | undefined) =>
+    declaration === undefined ? undefined : { name: declaration.name, requirement: declaration.access };
 
   const server: ProtectedMcpServer = {
     info,
@@ -395,26 +412,39 @@ export function protect(
       if (typeof read !== 'function')
         throw new TypeError(`protect: the resource '${name}' needs a read callback`);
       const { requirement, ...metadata } = config;
-      declare('resource', name, requirement, (mcp, caller) => {
-        const self = declarations.get(`resource:${name}`)!;
-        if (typeof uriOrTemplate === 'string') {
-          return mcp.registerResource(name, uriOrTemplate, metadata, async (uri: URL, sdk: ServerContext) => {
-            const context = contextFor(caller, sdk, name, { uri: uri.href });
-            authorizeUse(self, context.principal, 'resource.read');
-            return read(uri, {}, context);
-          });
-        }
-        return mcp.registerResource(
-          name,
-          uriOrTemplate,
-          metadata,
-          async (uri: URL, variables: Record<string, string | string[]>, sdk: ServerContext) => {
-            const context = contextFor(caller, sdk, name, { uri: uri.href });
-            authorizeUse(self, context.principal, 'resource.read');
-            return read(uri, variables, context);
-          },
-        );
-      });
+      declare(
+        'resource',
+        name,
+        requirement,
+        (mcp, caller) => {
+          const self = declarations.get(`resource:${name}`)!;
+          if (typeof uriOrTemplate === 'string') {
+            return mcp.registerResource(
+              name,
+              uriOrTemplate,
+              metadata,
+              async (uri: URL, sdk: ServerContext) => {
+                const context = contextFor(caller, sdk, name, { uri: uri.href });
+                authorizeUse(self, context.principal, 'resource.read', sdk, { uri: uri.href });
+                return read(uri, {}, context);
+              },
+            );
+          }
+          return mcp.registerResource(
+            name,
+            uriOrTemplate,
+            metadata,
+            async (uri: URL, variables: Record<string, string | string[]>, sdk: ServerContext) => {
+              const context = contextFor(caller, sdk, name, { uri: uri.href });
+              authorizeUse(self, context.principal, 'resource.read', sdk, { uri: uri.href });
+              return read(uri, variables, context);
+            },
+          );
+        },
+        typeof uriOrTemplate === 'string'
+          ? (uri) => uri === uriOrTemplate
+          : (uri) => uriOrTemplate.uriTemplate.match(uri) !== null,
+      );
     },
     registerPrompt(name, config, handler) {
       if (typeof handler !== 'function') throw new TypeError(`protect: the prompt '${name}' needs a handler`);
@@ -429,7 +459,7 @@ export function protect(
             const sdk = params[params.length - 1] as ServerContext;
             const args = params.length > 1 ? (params[0] as Record<string, unknown>) : {};
             const context = contextFor(caller, sdk, name, args);
-            authorizeUse(self, context.principal, 'prompt.get');
+            authorizeUse(self, context.principal, 'prompt.get', sdk, args);
             return handler(args, context);
           },
         );
@@ -467,6 +497,14 @@ export function protect(
       return changed;
     },
     factory: (ctx) => server.instance(principalFrom(ctx)),
+    primitives: {
+      resource: (uri) => {
+        for (const declaration of declarations.values())
+          if (declaration.kind === 'resource' && declaration.names?.(uri)) return primitive(declaration);
+        return undefined;
+      },
+      prompt: (name) => primitive(declarations.get(`prompt:${name}`)),
+    },
     get scopesSupported() {
       return Object.freeze([...scopes]);
     },
@@ -490,9 +528,9 @@ function decideCall(
     return errorResult('Authentication required', {
       'authsec/error': { code: 'TOKEN_MISSING' },
     }) as CallToolResult;
-  const decided = decisionsFrom(sdk)?.get(sdk.mcpReq.id);
+  const decided = decidedFor(sdk, 'tool.call', name);
   try {
-    if (decided?.tool === name) {
+    if (decided !== undefined) {
       if (decided.error !== undefined) throw decided.error;
     } else {
       authsec.authorizeTool(principal, { tool: name, arguments: args });

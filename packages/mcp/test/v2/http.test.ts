@@ -76,6 +76,12 @@ function declare(engine: TestEngine): ProtectedMcpServer {
     async (uri) => ({ contents: [{ uri: uri.href, text: 'Q3: fine' }] }),
   );
   server.registerResource(
+    'drafts',
+    'acme://drafts',
+    { description: 'Drafts', mimeType: 'text/plain', requirement: { scopes: ['write'] } },
+    async (uri) => ({ contents: [{ uri: uri.href, text: 'draft' }] }),
+  );
+  server.registerResource(
     'projects',
     new ResourceTemplate('acme://projects/{id}', { list: undefined }),
     { description: 'A project', requirement: { resources: ['projects'] } },
@@ -212,10 +218,21 @@ describe.each(ERAS)('MCP SDK v2 over Streamable HTTP, %s era', (era) => {
   it('hides and refuses resources and prompts like tools', async () => {
     const john = await connect(d.url, d.engine.token(JOHN), era);
     const alice = await connect(d.url, d.engine.token(ALICE), era);
-    expect((await john.listResources()).resources.map((r) => r.uri)).toEqual(['acme://reports/q3']);
+    expect((await john.listResources()).resources.map((r) => r.uri)).toEqual([
+      'acme://reports/q3',
+      'acme://drafts',
+    ]);
+    const before = d.engine.sink.events.length;
     expect((await john.readResource({ uri: 'acme://reports/q3' })).contents[0]).toMatchObject({
       text: 'Q3: fine',
     });
+    // Decided once, by the pipeline: one record, not a second one from the server.
+    expect(
+      d.engine.sink.events
+        .slice(before)
+        .filter((e) => e.action === 'resource.read')
+        .map((e) => [e.target, e.decision]),
+    ).toEqual([['reports', 'allow']]);
     expect((await john.readResource({ uri: 'acme://projects/7' })).contents[0]).toMatchObject({
       text: 'project 7',
     });
@@ -248,6 +265,36 @@ describe.each(ERAS)('MCP SDK v2 over Streamable HTTP, %s era', (era) => {
       await failure(alice.getPrompt({ name: 'nope', arguments: { change: 'x' } }), 'nope'),
     );
     expect(hiddenPrompt).toMatch(/not found/i);
+    // Hidden is unknown to the caller, and a denial in the audit log.
+    expect(d.engine.sink.events).toContainEqual(
+      expect.objectContaining({
+        action: 'resource.read',
+        target: 'reports',
+        decision: 'deny',
+        reason: 'PERMISSION_DENIED',
+      }),
+    );
+    expect(d.engine.sink.events).toContainEqual(
+      expect.objectContaining({ action: 'prompt.get', target: 'review', decision: 'deny' }),
+    );
+  });
+
+  it('steps up a resource read with 403 insufficient_scope, whether or not it is listed', async () => {
+    const readOnly = await connect(d.url, d.engine.token({ ...JOHN, sub: 'ro-reader', scope: 'read' }), era);
+    expect((await readOnly.listResources()).resources.map((r) => r.uri)).not.toContain('acme://drafts');
+    const before = d.engine.sink.events.length;
+    const error = await readOnly.readResource({ uri: 'acme://drafts' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InsufficientScopeError);
+    expect(String((error as Error).message)).toContain('write');
+    expect(
+      d.engine.sink.events
+        .slice(before)
+        .filter((e) => e.action === 'resource.read')
+        .map((e) => [e.target, e.decision, e.reason]),
+    ).toEqual([['drafts', 'deny', 'INSUFFICIENT_SCOPE']]);
   });
 });
 
