@@ -429,6 +429,40 @@ function declareInputRequired(server: ProtectedMcpServer): void {
   );
 }
 
+/**
+ * The diagnostic tools of the `server-stateless` scenario (SEP-2575): an input request the client cannot serve
+ * (no `sampling` capability declared: the SDK answers `-32021`), a streamed elicitation, a tool that logs (the
+ * SDK sends nothing without `_meta` logLevel), and two triggers that change the lists, announced through
+ * `server.changed()` as a grant would be.
+ */
+function declareStatelessDiagnostics(server: ProtectedMcpServer): void {
+  const tool = (name: string, handler: Parameters<ProtectedMcpServer['registerTool']>[2]) =>
+    server.registerTool(name, { description: `SEP-2575: ${name}`, requirement: ANYONE }, handler);
+  tool('test_missing_capability', async (_args, context) =>
+    context.inputRequired({ inputRequests: { sample: sample('Say hi', 20) } as never }),
+  );
+  tool('test_streaming_elicitation', async (_args, context) => {
+    const reply = answer(context.inputResponses, 'confirm');
+    if (reply === undefined)
+      return context.inputRequired({
+        inputRequests: { confirm: form('Continue?', { ok: { type: 'boolean' } }, ['ok']) } as never,
+      });
+    return text('Confirmed');
+  });
+  tool('test_logging_tool', async (_args, { sdk }) => {
+    await sdk.mcpReq.log('info', 'test_logging_tool ran');
+    return text('Logged (only when the request set a log level)');
+  });
+  tool('test_trigger_tool_change', async () => {
+    server.changed();
+    return text('Tools changed');
+  });
+  tool('test_trigger_prompt_change', async () => {
+    server.changed();
+    return text('Prompts changed');
+  });
+}
+
 /** Starts the v2 node:http target (both eras at `/mcp`) in conformance mode on 127.0.0.1. */
 export async function startV2ConformanceTarget(): Promise<{ url: string; close(): Promise<void> }> {
   const engine = createAuthSec({
@@ -446,6 +480,7 @@ export async function startV2ConformanceTarget(): Promise<{ url: string; close()
   declareTools(server);
   declareResourcesAndPrompts(server);
   declareInputRequired(server);
+  declareStatelessDiagnostics(server);
   const http: RunningHttpServer = await startMcpV2HttpServer({
     server,
     authsec,

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { type AuditAction, type AuditEvent, type AuditSink, digestArguments } from './audit.js';
 import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } from './errors.js';
 import { createLogger } from './logger.js';
-import type { AuthSecOptions } from './options.js';
+import type { AuthSecOptions, DirectoryChange } from './options.js';
 import {
   type CompiledRequirement,
   compileRequirement,
@@ -136,6 +136,12 @@ export interface AuthSec<M = unknown> {
    * Never rejects; a closed engine is not ready.
    */
   readiness(): Promise<Readiness>;
+  /**
+   * Listens to the directory's changes (a grant, a revocation, a tenant changed): from this process, or from any
+   * replica through the PostgreSQL change feed. For servers that must tell live callers their lists changed.
+   * Returns the unsubscribe function; without a directory that reports changes, nothing is ever heard.
+   */
+  subscribe(listener: (change: DirectoryChange) => void): () => void;
   /** Drops every cached verified token (for example after a key compromise). */
   clearTokenCache(): void;
   /** Flushes audit sinks and releases timers, pools and listeners. Idempotent. */
@@ -448,6 +454,7 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       }
       return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
     },
+    subscribe: (listener) => directory?.subscribe?.(listener) ?? (() => {}),
     clearTokenCache: () => verifier.clearCache(),
     async close() {
       if (closed) return;

@@ -38,6 +38,8 @@ export interface SessionTable<S extends LegacySession> {
   forget(id: string, session: S): void;
   close(id: string, session: S): Promise<void>;
   closeAll(): Promise<void>;
+  /** The live sessions (to notify them). */
+  values(): IterableIterator<S>;
 }
 
 const DEFAULT_IDLE_MS = 30 * 60 * 1000;
@@ -124,6 +126,7 @@ export function createSessionTable<S extends LegacySession>(options: SessionTabl
       if (sessions.get(id) === session) sessions.delete(id);
     },
     close,
+    values: () => sessions.values(),
     async closeAll() {
       clearInterval(sweep);
       await Promise.allSettled([...sessions].map(([id, session]) => close(id, session)));

@@ -40,7 +40,8 @@ import {
   toEndpoint,
   toHttpHandler,
 } from '../endpoint.js';
-import { createSessionTable, type ServedSession, serveLegacySession } from '../sessions.js';
+import { createSessionTable, endAtExpiry, type ServedSession, serveLegacySession } from '../sessions.js';
+import { asCaller } from './events.js';
 import type { ProtectedMcpServer } from './server.js';
 
 /** Options of {@link createMcpV2Endpoint}. */
@@ -82,6 +83,11 @@ function claimsModernEra(message: unknown): boolean {
   const meta = (message as { params?: { _meta?: Record<string, unknown> } }).params?._meta;
   return typeof meta === 'object' && meta !== null && PROTOCOL_VERSION_CLAIM in meta;
 }
+
+const isListen = (message: unknown): boolean =>
+  typeof message === 'object' &&
+  message !== null &&
+  (message as { method?: unknown }).method === 'subscriptions/listen';
 
 /** Writes a web `Response` to a Node response, streaming (SSE) with backpressure; ends when either side closes. */
 async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
@@ -125,7 +131,12 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
   const logger = rs.logger;
   const onerror = (error: Error) => logger.warn('MCP request refused by the SDK', { cause: error.message });
   // One handler serves the 2026-07-28 era (and, with `stateless`, the 2025 era without sessions).
-  const modern = createMcpHandler(server.factory, { legacy: stateless ? 'stateless' : 'reject', onerror });
+  const modern = createMcpHandler(server.factory, {
+    legacy: stateless ? 'stateless' : 'reject',
+    onerror,
+    // Listen streams subscribe to the protected server's bus, which delivers a change only to whom it concerns.
+    bus: server.bus,
+  });
   const sessions = createSessionTable<ServedSession<McpServer>>({
     authsec: rs.authsec,
     idleMs: options.sessionIdleTimeoutMs,
@@ -142,7 +153,7 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
     serveLegacySession(sessions, req, res, message, principal, {
       open: (id, principal) => ({
         transport: new NodeStreamableHTTPServerTransport({ sessionIdGenerator: () => id }),
-        server: server.instance(principal),
+        server: server.instance(principal, { era: 'legacy' }),
       }),
       // The token may have changed since the last request (a step-up, a refresh): the session's server follows
       // it, and the SDK notifies the client when its tools change.
@@ -150,6 +161,10 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
         server.sync(session.server, current);
       },
     });
+  // A grant or revocation (any replica), a resource update: the legacy sessions it concerns are told.
+  const unwatch = server.watch((change) => {
+    for (const session of sessions.values()) server.notify(session.server, change);
+  });
 
   const handle = async (incoming: McpEndpointRequest, res: ServerResponse): Promise<void> => {
     // `auth` is ours to set (the pipeline's authInfo); the SDK's transports read it.
@@ -164,10 +179,15 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
       claimsModernEra(admitted.message) ||
       !(await isLegacyRequest(request, admitted.message))
     ) {
-      const response = await modern.fetch(request, {
-        ...(admitted.authInfo ? { authInfo: admitted.authInfo } : {}),
-        ...(admitted.message === undefined ? {} : { parsedBody: admitted.message }),
-      });
+      // A listen stream lives no longer than its token (the client reopens it with a fresh one).
+      if (admitted.principal !== undefined && isListen(admitted.message))
+        endAtExpiry(res, admitted.principal);
+      const response = await asCaller(admitted.principal, () =>
+        modern.fetch(request, {
+          ...(admitted.authInfo ? { authInfo: admitted.authInfo } : {}),
+          ...(admitted.message === undefined ? {} : { parsedBody: admitted.message }),
+        }),
+      );
       await writeResponse(res, response);
       return;
     }
@@ -179,6 +199,7 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
     pipeline,
     () => sessions.size,
     async () => {
+      unwatch();
       await Promise.allSettled([modern.close(), sessions.closeAll()]);
     },
   );

@@ -7,12 +7,12 @@
  * @packageDocumentation
  */
 
-export {
-  type HealthPaths,
-  type HttpAdapterOptions,
-  type McpEndpoint,
-  type McpHttpHandler,
-  type RunningHttpServer,
+export type {
+  HealthPaths,
+  HttpAdapterOptions,
+  McpEndpoint,
+  McpHttpHandler,
+  RunningHttpServer,
 } from '../endpoint.js';
 export {
   createMcpV2Adapter,

@@ -34,6 +34,8 @@ import {
   McpServer,
   type McpServerFactory,
   type McpServerOptions,
+  ProtocolError,
+  ProtocolErrorCode,
   type ReadResourceResult,
   type RegisteredPrompt,
   type RegisteredResource,
@@ -49,6 +51,7 @@ import {
 import type { ZodRawShape } from 'zod';
 import { errorResult, refusalResult } from '../result.js';
 import { toUserInfo, USER_INFO_KEY, type UserInfo } from '../user-info.js';
+import { type ChangeScope, concerns, createScopedEventBus, EVERYONE, type ScopedEventBus } from './events.js';
 
 /** Who may use a primitive: a requirement (`{}` = any authenticated caller), or `'public'` (anyone, even before login). */
 export type Access = Requirement | 'public';
@@ -153,6 +156,23 @@ export interface ProtectOptions {
   readonly requestState?: RequestStateSealer;
 }
 
+/** Options of {@link ProtectedMcpServer.instance}. */
+export interface InstanceOptions {
+  /**
+   * The protocol era the instance serves. `'legacy'` (a 2025 session, stdio in the 2025 era) adds
+   * `resources/subscribe` and `resources/unsubscribe` when the caller may read a resource (the 2026-07-28 era has no
+   * such methods: its clients use `subscriptions/listen`). Default `'modern'`.
+   */
+  readonly era?: 'modern' | 'legacy';
+}
+
+/** A change to announce: the lists of the callers `scope` concerns, or one resource's content. */
+export interface Change {
+  readonly scope: ChangeScope;
+  /** A resource whose content changed (`notifications/resources/updated`); absent: the lists changed. */
+  readonly resource?: string;
+}
+
 /** A protected v2 server: declarations once, an `McpServer` per caller. See {@link protect}. */
 export interface ProtectedMcpServer {
   /** The server's name and version. */
@@ -178,7 +198,7 @@ export interface ProtectedMcpServer {
    * A fresh `McpServer` holding what `principal` may see (the public primitives only without one). The SDK's
    * `createMcpHandler` and `serveStdio` want one per request or connection: see {@link ProtectedMcpServer.factory}.
    */
-  instance(principal: Principal | undefined): McpServer;
+  instance(principal: Principal | undefined, options?: InstanceOptions): McpServer;
   /**
    * Brings a long-lived instance (a legacy session, a stdio connection) up to date with `principal`: what it may
    * now see is registered, what it may no longer see is removed, and the SDK sends the `list_changed`
@@ -192,6 +212,31 @@ export interface ProtectedMcpServer {
   readonly factory: McpServerFactory;
   /** Scopes named by the declared requirements (the metadata's default `scopes_supported`). */
   readonly scopesSupported: readonly string[];
+  /**
+   * The change-event bus for the SDK's `subscriptions/listen` (2026-07-28): pass it as `createMcpHandler`'s `bus`
+   * (the v2 endpoint does). A change reaches only the streams of the callers it concerns.
+   */
+  readonly bus: ScopedEventBus;
+  /**
+   * Tells every caller `scope` concerns (default: everyone) that its lists may have changed: the
+   * `list_changed` notifications of the kinds declared, on `subscriptions/listen` streams and to long-lived
+   * instances (legacy sessions, stdio) through {@link ProtectedMcpServer.watch}. The engine's directory changes
+   * (a grant, a revocation, a tenant changed, from any replica with the PostgreSQL feed) call it by themselves.
+   */
+  changed(scope?: ChangeScope): void;
+  /**
+   * Announces that the content of the resource at `uri` changed (`notifications/resources/updated`), to the
+   * listen streams and legacy subscriptions of the callers `scope` concerns (default: everyone) who may read it.
+   */
+  resourceUpdated(uri: string, scope?: ChangeScope): void;
+  /** Hears every change announced ({@link ProtectedMcpServer.changed}, `resourceUpdated`); returns the unsubscribe function. */
+  watch(listener: (change: Change) => void): () => void;
+  /**
+   * Delivers a change to a long-lived instance (from {@link ProtectedMcpServer.instance}) when it concerns the
+   * instance's caller: the `list_changed` notifications (its next request brings it up to date, see
+   * {@link ProtectedMcpServer.sync}), or `resources/updated` for a URI it subscribed to and may read.
+   */
+  notify(server: McpServer, change: Change): void;
   /**
    * The declared resources and prompts by what a request names, for the request pipeline: it decides reads and
    * gets as it decides tool calls (the step-up before the server runs, one audit record).
@@ -222,7 +267,12 @@ interface Caller {
 interface InstanceState {
   readonly caller: Caller;
   readonly registered: Map<string, { remove(): void }>;
+  /** Resource URIs subscribed to with `resources/subscribe` (legacy era). */
+  readonly subscribed: Set<string>;
 }
+
+/** Most URIs one instance may subscribe to: a client cannot grow a session's memory without bound. */
+const MAX_SUBSCRIPTIONS = 256;
 
 const states = new WeakMap<McpServer, InstanceState>();
 
@@ -373,9 +423,91 @@ export function protect(
   const primitive = (declaration: Declaration | undefined) =>
     declaration === undefined ? undefined : { name: declaration.name, requirement: declaration.access };
 
+  const bus = createScopedEventBus((error) =>
+    authsec.logger.warn('A subscriptions/listen stream failed to take a change', { cause: error.message }),
+  );
+  const watchers = new Set<(change: Change) => void>();
+  /** The `list_changed` kinds this server can send: only those of what it declares. */
+  const changedKinds = () => {
+    const kinds = new Set([...declarations.values()].map((d) => d.kind));
+    return {
+      tools: kinds.has('tool'),
+      resources: kinds.has('resource'),
+      prompts: kinds.has('prompt'),
+    };
+  };
+  const changed = (scope: ChangeScope = EVERYONE): void => {
+    const kinds = changedKinds();
+    if (kinds.tools) bus.publishTo({ kind: 'tools_list_changed' }, scope);
+    if (kinds.resources) bus.publishTo({ kind: 'resources_list_changed' }, scope);
+    if (kinds.prompts) bus.publishTo({ kind: 'prompts_list_changed' }, scope);
+    for (const watcher of [...watchers]) watcher({ scope });
+  };
+  /** Whether `principal` may read the resource at `uri` (an undeclared URI: no one is told anything). */
+  const mayRead = (uri: string, principal: Principal | undefined): boolean => {
+    for (const declaration of declarations.values())
+      if (declaration.kind === 'resource' && declaration.names?.(uri)) return visible(declaration, principal);
+    return false;
+  };
+  const resourceUpdated = (uri: string, scope: ChangeScope = EVERYONE): void => {
+    bus.publishTo({ kind: 'resource_updated', uri }, scope, (principal) => mayRead(uri, principal));
+    for (const watcher of [...watchers]) watcher({ scope, resource: uri });
+  };
+  // Grants and revocations, from this process or another replica: the callers concerned re-list.
+  authsec.subscribe((change) => changed(change));
+
+  /**
+   * The 2025 era's `resources/subscribe` and `resources/unsubscribe` (SDK 2.4's `McpServer` has neither). Any URI
+   * is accepted, as for an unknown resource nothing is ever sent: an update reaches a subscriber only for a
+   * resource it may read when the update happens.
+   */
+  const acceptSubscriptions = (mcp: McpServer, state: InstanceState): void => {
+    mcp.server.registerCapabilities({ resources: { subscribe: true } });
+    mcp.server.setRequestHandler('resources/subscribe', async (request) => {
+      const { uri } = request.params;
+      if (!state.subscribed.has(uri) && state.subscribed.size >= MAX_SUBSCRIPTIONS)
+        throw new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          `At most ${MAX_SUBSCRIPTIONS} resource subscriptions per session`,
+        );
+      state.subscribed.add(uri);
+      return {};
+    });
+    mcp.server.setRequestHandler('resources/unsubscribe', async (request) => {
+      state.subscribed.delete(request.params.uri);
+      return {};
+    });
+  };
+
   const server: ProtectedMcpServer = {
     info,
     authsec,
+    bus,
+    changed,
+    resourceUpdated,
+    watch(listener) {
+      watchers.add(listener);
+      return () => {
+        watchers.delete(listener);
+      };
+    },
+    notify(mcp, change) {
+      const state = states.get(mcp);
+      if (state === undefined) throw new TypeError('notify: this McpServer was not made by instance()');
+      const { principal } = state.caller;
+      if (!concerns(change.scope, principal) || !mcp.isConnected()) return;
+      if (change.resource !== undefined) {
+        if (state.subscribed.has(change.resource) && mayRead(change.resource, principal))
+          void mcp.server.sendResourceUpdated({ uri: change.resource }).catch(() => {
+            // The session went away: nothing to tell.
+          });
+        return;
+      }
+      const kinds = changedKinds();
+      if (kinds.tools) mcp.sendToolListChanged();
+      if (kinds.resources) mcp.sendResourceListChanged();
+      if (kinds.prompts) mcp.sendPromptListChanged();
+    },
     registerTool(name, config, handler) {
       if (typeof handler !== 'function') throw new TypeError(`protect: the tool '${name}' needs a handler`);
       const { requirement, ...sdkConfig } = config;
@@ -465,15 +597,22 @@ export function protect(
         );
       });
     },
-    instance(principal) {
+    instance(principal, instanceOptions = {}) {
       const caller: Caller = { principal };
       const mcp = new McpServer(info, serverOptions(caller));
-      const state: InstanceState = { caller, registered: new Map() };
+      const state: InstanceState = { caller, registered: new Map(), subscribed: new Set() };
       states.set(mcp, state);
       for (const [key, declaration] of declarations) {
         if (visible(declaration, principal))
           state.registered.set(key, declaration.register(mcp, state.caller));
       }
+      // Only with a resource to read: the capability would make clients ask for lists this instance has no
+      // handler for. (A session that gains its first resource later subscribes from its next session on.)
+      if (
+        instanceOptions.era === 'legacy' &&
+        [...state.registered.keys()].some((k) => k.startsWith('resource:'))
+      )
+        acceptSubscriptions(mcp, state);
       return mcp;
     },
     sync(mcp, principal) {

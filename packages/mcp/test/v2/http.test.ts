@@ -515,3 +515,78 @@ describe('MCP SDK v2 endpoint, both eras', () => {
     expect(() => protect(undefined as never, { name: 'x', version: '1' })).toThrow(TypeError);
   });
 });
+
+describe('resource subscriptions (2025 era) and updates', () => {
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await deploy();
+  });
+  afterAll(async () => {
+    await d.http.close();
+  });
+
+  it('a subscriber that may read the resource hears its update; one that may not hears nothing', async () => {
+    const john = await connect(d.url, d.engine.token(JOHN), 'legacy');
+    // May read the projects, not the report.
+    const alice = await connect(
+      d.url,
+      d.engine.token({ ...ALICE, resources: ['projects', 'analytics'] }),
+      'legacy',
+    );
+    const nobody = await connect(d.url, d.engine.token({ ...ALICE, sub: 'nobody', resources: [] }), 'legacy');
+    expect(john.getServerCapabilities()?.resources?.subscribe).toBe(true);
+    expect(alice.getServerCapabilities()?.resources?.subscribe).toBe(true);
+    // A caller with no resource to read is offered no resources capability at all.
+    expect(nobody.getServerCapabilities()?.resources).toBeUndefined();
+    const heard = { john: [] as string[], alice: [] as string[] };
+    john.setNotificationHandler('notifications/resources/updated', (n) => {
+      heard.john.push(n.params.uri);
+    });
+    alice.setNotificationHandler('notifications/resources/updated', (n) => {
+      heard.alice.push(n.params.uri);
+    });
+    // Alice may not read the report: her subscription is accepted like one to an unknown URI, and stays silent.
+    expect(await john.subscribeResource({ uri: 'acme://reports/q3' })).toEqual({});
+    expect(await alice.subscribeResource({ uri: 'acme://reports/q3' })).toEqual({});
+    expect(await john.subscribeResource({ uri: 'acme://nothing' })).toEqual({});
+    d.server.resourceUpdated('acme://reports/q3');
+    d.server.resourceUpdated('acme://nothing');
+    const deadline = Date.now() + 5000;
+    while (heard.john.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(heard.john).toEqual(['acme://reports/q3']);
+    expect(heard.alice).toEqual([]);
+    // Unsubscribed: no more updates.
+    await john.unsubscribeResource({ uri: 'acme://reports/q3' });
+    d.server.resourceUpdated('acme://reports/q3');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(heard.john).toEqual(['acme://reports/q3']);
+  });
+
+  it('the 2026-07-28 era has no resources/subscribe: 404 with -32601', async () => {
+    const response = await fetch(d.url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${d.engine.token(JOHN)}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-method': 'resources/subscribe',
+        'mcp-protocol-version': '2026-07-28',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'resources/subscribe',
+        params: {
+          uri: 'acme://reports/q3',
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }),
+    });
+    expect(response.status).toBe(404);
+    expect(await response.json()).toMatchObject({ id: 7, error: { code: -32601 } });
+  });
+});
