@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { type AuditAction, type AuditEvent, type AuditSink, digestArguments } from './audit.js';
 import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } from './errors.js';
-import { createLogger } from './logger.js';
+import { createDefaultLogger } from './logger.js';
 import type { AuthSecOptions } from './options.js';
 import {
   type CompiledRequirement,
@@ -16,6 +16,7 @@ import {
   type ToolRegistry,
 } from './policy/index.js';
 import { createScopeExpander } from './scope-hierarchy.js';
+import { type CacheLookup, createTelemetry, registerTelemetry } from './telemetry.js';
 import { createTokenVerifier, resolveTokenConfig, type TokenVerifier } from './tokens/index.js';
 import type { Clock, Logger, Principal, Requirement } from './types.js';
 
@@ -149,7 +150,8 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       "createAuthSec: AUTHSEC_DATABASE_URL is set (options.databaseUrl) but no directory validates claims against it: create the engine with `createAuthSec((await openStorageFromEnv(env)).options)` from '@authsec/core/postgres', or pass `directory`",
     );
   }
-  const logger = options.logger ?? createLogger();
+  // Without an explicit logger: JSON lines on stderr until an adapter routes them to the application's logger.
+  const logger = options.logger ?? createDefaultLogger();
   const clock = options.clock ?? Date.now;
   const tokenConfig = resolveTokenConfig(options, logger);
   const verifier: TokenVerifier = createTokenVerifier(tokenConfig, logger);
@@ -168,6 +170,14 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       'audit.pseudonymKey: at least 32 bytes are required with pseudonymizeSubjects',
     );
   }
+  const telemetry = createTelemetry(options.telemetry, sinks, () =>
+    logger.warn(
+      'telemetry: a tracer or meter was given but @opentelemetry/api cannot be loaded; telemetry is off',
+      {
+        option: 'telemetry',
+      },
+    ),
+  );
   const registry = createToolRegistry<M>({ logger });
   let closed = false;
 
@@ -280,6 +290,7 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       });
     }
     // Not audited: the sink that cannot record is the reason; it counts the refusal instead.
+    telemetry?.auditRefused();
     throw new AuthSecError('SERVICE_UNAVAILABLE', 'The audit log cannot record decisions now', {
       details: { dependency: 'audit' },
     });
@@ -287,11 +298,11 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
 
   const expandScopes = createScopeExpander(options.scopes);
 
-  const authenticate = async (token: string): Promise<Principal> => {
+  const authenticateUntraced = async (token: string, lookup?: CacheLookup): Promise<Principal> => {
     refuseUnlessAuditing();
     const started = performance.now();
     try {
-      const fromToken = await verifier.verify(token);
+      const fromToken = await verifier.verify(token, lookup);
       return expandScopes(directory ? await directory.resolve(fromToken) : fromToken);
     } catch (error) {
       const err = toAuthSecError(error);
@@ -305,6 +316,16 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       });
       throw err;
     }
+  };
+  const authenticate: (token: string) => Promise<Principal> =
+    telemetry === undefined
+      ? authenticateUntraced
+      : (token) => telemetry.authenticate((lookup) => authenticateUntraced(token, lookup));
+
+  /** The policy decision of a tool call, in an `authsec.authorize` span when telemetry is on. */
+  const decide = (principal: Principal, requirement: CompiledRequirement, target: string): void => {
+    if (telemetry === undefined) policyAuthorize(principal, requirement, { target });
+    else telemetry.authorize(principal, target, () => policyAuthorize(principal, requirement, { target }));
   };
 
   const engine: AuthSec<M> = {
@@ -334,7 +355,7 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       // Only the decision is inside the try: recording it (which never throws anyway) cannot become a denial.
       try {
         if (!tool) throw new AuthSecError('NOT_FOUND', `Unknown tool '${call.tool}'`);
-        policyAuthorize(principal, tool.requirement, { target: tool.name });
+        decide(principal, tool.requirement, tool.name);
       } catch (error) {
         const err = toAuthSecError(error);
         const failed = err.details.failed;
@@ -382,6 +403,7 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       if (closed) return;
       closed = true;
       verifier.close();
+      telemetry?.close();
       const results = await Promise.allSettled([
         ...sinks.map((s) => s.close()),
         ...(directory?.close ? [directory.close()] : []),
@@ -391,5 +413,18 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       }
     },
   };
+  if (telemetry !== undefined) {
+    // Spans around the public decisions, with the methods above inside them. The audit gate is inside the
+    // span: a decision refused for the audit log is one operators must see.
+    const { authorize, authorizeTool } = engine;
+    engine.authorize = (principal, requirement, target) =>
+      telemetry.authorize(principal, target, () => authorize(principal, requirement, target));
+    // Only a registered name names the span: an unknown one is the caller's string.
+    engine.authorizeTool = (principal, call) =>
+      telemetry.toolCall(principal, registry.get(call.tool)?.name, undefined, () =>
+        authorizeTool(principal, call),
+      );
+    registerTelemetry(engine, telemetry);
+  }
   return engine;
 }

@@ -19,6 +19,7 @@ import {
   type ResourceServerInput,
   toResourceServer,
 } from './resource-server.js';
+import { telemetryOf, traceToolCall, withTraceContext } from './telemetry.js';
 import type { Principal } from './types.js';
 
 /** The key of `AuthInfo.extra` that carries the pipeline's {@link ToolDecisions} to the MCP server. */
@@ -222,17 +223,24 @@ function respond(response: PipelineResponse | ErrorResponse): PipelineResult {
 }
 
 /** The `tools/call` messages of one JSON-RPC message or batch, with their ids and arguments. */
-function toolCalls(message: unknown): { id: string | number; name: string; arguments: unknown }[] {
+function toolCalls(
+  message: unknown,
+): { id: string | number; name: string; arguments: unknown; meta: unknown }[] {
   const messages = Array.isArray(message) ? message : [message];
-  const calls: { id: string | number; name: string; arguments: unknown }[] = [];
+  const calls: { id: string | number; name: string; arguments: unknown; meta: unknown }[] = [];
   for (const item of messages) {
     if (typeof item !== 'object' || item === null) continue;
     const { method, params, id } = item as { method?: unknown; params?: unknown; id?: unknown };
     if (method !== 'tools/call' || typeof params !== 'object' || params === null) continue;
     if (typeof id !== 'string' && typeof id !== 'number') continue;
-    const { name, arguments: args } = params as { name?: unknown; arguments?: unknown };
+    const {
+      name,
+      arguments: args,
+      _meta: meta,
+    } = params as { name?: unknown; arguments?: unknown; _meta?: unknown };
     if (typeof name !== 'string') continue;
-    calls.push({ id, name, arguments: withoutUserInfo(args) });
+    // `_meta` carries the call's trace context (`traceparent`, `tracestate`: SEP-414).
+    calls.push({ id, name, arguments: withoutUserInfo(args), meta });
   }
   return calls;
 }
@@ -261,6 +269,7 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
 export function createRequestPipeline(options: RequestPipelineOptions): RequestPipeline {
   const rs = toResourceServer(options.resourceServer, 'createRequestPipeline');
   const authsec: AuthSec = rs.authsec;
+  const telemetry = telemetryOf(authsec);
   const maxBody = positiveInteger(options.maxBodyBytes, DEFAULT_MAX_BODY, 'maxBodyBytes');
   const maxBatch = positiveInteger(options.maxBatchSize, DEFAULT_MAX_BATCH, 'maxBatchSize');
   const mode = options.insufficientScope ?? 'http';
@@ -414,6 +423,7 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
   const decide = (
     principal: Principal,
     message: unknown,
+    traceContext: unknown,
   ): { decisions: Map<string | number, ToolDecision>; stepUp?: ErrorResponse } => {
     const decisions = new Map<string | number, ToolDecision>();
     const calls = toolCalls(message);
@@ -428,7 +438,9 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
       const started = performance.now();
       let error: AuthSecError | undefined;
       try {
-        authsec.authorize(principal, tool.requirement, tool.name);
+        traceToolCall(telemetry, principal, tool.name, call.meta, traceContext, () =>
+          authsec.authorize(principal, tool.requirement, tool.name),
+        );
       } catch (caught) {
         error = toAuthSecError(caught);
         if (error.code === 'INSUFFICIENT_SCOPE') {
@@ -479,11 +491,13 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     if (!methods.has(method))
       return respond(rpcError(405, -32000, 'Method not allowed', { ...cors, allow: allowHeader }));
 
+    // The request's trace context (W3C headers), parent of the spans of authentication and decisions.
+    const traceContext = telemetry?.requestContext(request.headers);
     let principal: Principal | undefined;
     try {
       const authorization = authorizationOf(request);
       if (!(anonymousLoopback && authorization === undefined && isLoopbackClient(request))) {
-        principal = await rs.authenticate({ authorization });
+        principal = await withTraceContext(traceContext, () => rs.authenticate({ authorization }));
       }
     } catch (error) {
       if (isAuthSecError(error) && error.code === 'BAD_REQUEST') {
@@ -512,7 +526,7 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     }
     if (principal === undefined)
       return { kind: 'forward', principal, authInfo: undefined, message, headers: cors };
-    const { decisions, stepUp } = decide(principal, message);
+    const { decisions, stepUp } = decide(principal, message, traceContext);
     if (stepUp !== undefined) return respond({ ...stepUp, headers: { ...stepUp.headers, ...cors } });
     const info = rs.authInfo(principal, { authorization: first(request.headers.authorization) });
     const authInfo: PipelineAuthInfo = {
