@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type AuthSec,
+  type AuthSecOptions,
   createAuthSec,
   type Principal,
   parseMasterKey,
@@ -19,6 +20,12 @@ import {
   silentLogger,
 } from '@authsec/core';
 import { openStorage, type Storage, seedDemoTenant } from '@authsec/core/postgres';
+import {
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import {
   envInt,
@@ -87,13 +94,61 @@ async function createToken(): Promise<{ token: string; publicJwk: JWK }> {
   return { token, publicJwk };
 }
 
-function createEngine(publicJwk: JWK, cache: boolean): AuthSec {
+/**
+ * `false` (the default here) is what an application without `@opentelemetry/api` gets: the same code path, so
+ * these figures stay comparable with runs from before telemetry existed.
+ */
+function createEngine(
+  publicJwk: JWK,
+  cache: boolean,
+  telemetry: AuthSecOptions['telemetry'] = false,
+): AuthSec {
   return createAuthSec({
     issuers: [{ issuer: ISSUER, keys: [publicJwk] }],
     audience: AUDIENCE,
     logger: silentLogger,
     cache: cache ? { enabled: true, maxEntries: 10_000 } : { enabled: false },
+    telemetry,
   });
+}
+
+/**
+ * A real SDK tracer and meter: every span is recorded (attributes set, ended) and handed to a processor that
+ * drops it, so memory stays flat over the run; the metrics are aggregated by a reader that never exports during
+ * the run. What is measured is the instrumentation's cost, not an exporter's.
+ */
+function sdkTelemetry(): {
+  options: AuthSecOptions['telemetry'];
+  readonly ended: number;
+  shutdown(): Promise<void>;
+} {
+  let ended = 0;
+  const drop: SpanProcessor = {
+    onStart() {},
+    onEnd() {
+      ended++;
+    },
+    forceFlush: async () => {},
+    shutdown: async () => {},
+  };
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [drop] });
+  const meterProvider = new MeterProvider({
+    readers: [
+      new PeriodicExportingMetricReader({
+        exporter: new InMemoryMetricExporter(1),
+        exportIntervalMillis: 3_600_000,
+      }),
+    ],
+  });
+  return {
+    options: { tracer: tracerProvider.getTracer('bench'), meter: meterProvider.getMeter('bench') },
+    get ended() {
+      return ended;
+    },
+    async shutdown() {
+      await Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()]);
+    },
+  };
 }
 
 /**
@@ -153,6 +208,11 @@ async function main(): Promise<void> {
 
   const cold = createEngine(publicJwk, false);
   const cached = createEngine(publicJwk, true);
+  // The hot path with telemetry: the API installed and no SDK registered (its no-op tracer and meter), and a
+  // real SDK tracer and meter.
+  const noopTelemetry = createEngine(publicJwk, true, undefined);
+  const sdk = sdkTelemetry();
+  const sdkTraced = createEngine(publicJwk, true, sdk.options);
   const toolEngines = [10, 100, 1_000].map((count) => ({
     count,
     engine: createToolEngine(publicJwk, count),
@@ -190,6 +250,8 @@ async function main(): Promise<void> {
   );
   check(cached.can(principal, deploy), 'the principal satisfies deploy_production');
   cached.authorize(principal, deploy);
+  sdkTraced.authorize(await sdkTraced.authenticate(token), deploy);
+  check(sdk.ended === 2, `the SDK tracer records an authenticate and an authorize span (${sdk.ended})`);
   check(
     (await jwtVerify(token, key, verifyOptions)).payload.sub === 'user-42',
     'raw jose verifies the token',
@@ -201,6 +263,19 @@ async function main(): Promise<void> {
       `visibleTools(${count}) hides some tools and shows others (${visible})`,
     );
   }
+
+  // One cached authenticate and one authorize per operation: the hot path of an MCP server.
+  const hotPath =
+    (engine: AuthSec) =>
+    async (n: number): Promise<number> => {
+      let acc = 0;
+      for (let i = 0; i < n; i++) {
+        const caller = await engine.authenticate(token);
+        engine.authorize(caller, deploy);
+        acc += caller.expiresAt & 1;
+      }
+      return acc;
+    };
 
   const cases: OpsCase[] = [
     {
@@ -251,32 +326,30 @@ async function main(): Promise<void> {
         return acc;
       },
     },
-    {
-      id: 'hot-path',
-      name: 'authenticate (cached) + authorize',
-      async run(n) {
-        let acc = 0;
-        for (let i = 0; i < n; i++) {
-          const caller = await cached.authenticate(token);
-          cached.authorize(caller, deploy);
-          acc += caller.expiresAt & 1;
-        }
-        return acc;
+    ...[
+      { id: 'hot-path', name: 'authenticate (cached) + authorize', engine: cached },
+      {
+        id: 'hot-path-otel-noop',
+        name: 'auth (cached) + authorize, OTel API, no SDK',
+        engine: noopTelemetry,
       },
-    },
+      {
+        id: 'hot-path-otel-sdk',
+        name: 'auth (cached) + authorize, OTel SDK tracer+meter',
+        engine: sdkTraced,
+      },
+    ].map(
+      ({ id, name, engine }): OpsCase => ({
+        id,
+        name,
+        run: hotPath(engine),
+      }),
+    ),
     ...dbEngines.flatMap(({ name, storage, engine }): OpsCase[] => [
       {
         id: `db-warm-${name.toLowerCase()}`,
         name: `authenticate + DB validation, warm (${name}) + authorize`,
-        async run(n) {
-          let acc = 0;
-          for (let i = 0; i < n; i++) {
-            const caller = await engine.authenticate(token);
-            engine.authorize(caller, deploy);
-            acc += caller.expiresAt & 1;
-          }
-          return acc;
-        },
+        run: hotPath(engine),
       },
       {
         id: `db-cold-${name.toLowerCase()}`,
@@ -329,6 +402,8 @@ async function main(): Promise<void> {
     coldVsJose: ratio('authenticate-cold', 'jose-verify'),
     coldVsJoseJwks: ratio('authenticate-cold', 'jose-verify-jwks'),
     cachedVsJose: ratio('authenticate-cached', 'jose-verify'),
+    otelNoopVsNone: ratio('hot-path-otel-noop', 'hot-path'),
+    otelSdkVsNone: ratio('hot-path-otel-sdk', 'hot-path'),
   };
   const hotPathUs = get('hot-path').nsPerOp.median / 1000;
   const coldRatio = ratios.coldVsJose.ofMedians;
@@ -363,7 +438,7 @@ async function main(): Promise<void> {
     results,
   );
   const ratioLine = (label: string, r: { ofMedians: number; paired: number }): string =>
-    `  ${label.padEnd(24)}${formatRatio(r.ofMedians).padStart(9)}  (per round: ${formatRatio(r.paired)})`;
+    `  ${label.padEnd(30)}${formatRatio(r.ofMedians).padStart(9)}  (per round: ${formatRatio(r.paired)})`;
   const env = environment();
   const lines = [
     '',
@@ -375,6 +450,8 @@ async function main(): Promise<void> {
     ratioLine('cold / raw jose', ratios.coldVsJose),
     ratioLine('cold / jose local JWKS', ratios.coldVsJoseJwks),
     ratioLine('cached / raw jose', ratios.cachedVsJose),
+    ratioLine('hot path, OTel no SDK / none', ratios.otelNoopVsNone),
+    ratioLine('hot path, OTel SDK / none', ratios.otelSdkVsNone),
     '',
     'targets:',
     ...targets.map((t) => `  ${t.pass ? 'PASS' : 'MISS'}  ${t.name}: ${t.text}`),
@@ -406,6 +483,9 @@ async function main(): Promise<void> {
   await Promise.all([
     cold.close(),
     cached.close(),
+    noopTelemetry.close(),
+    sdkTraced.close(),
+    sdk.shutdown(),
     ...toolEngines.map(({ engine }) => engine.close()),
     ...dbEngines.map(({ engine }) => engine.close()),
   ]);

@@ -155,7 +155,15 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+/**
+ * POSTs a JSON-RPC message (or raw text) to an MCP endpoint as a Streamable HTTP client does (JSON and SSE
+ * accepted, protocol version 2025-11-25), with extra `headers` such as `authorization`.
+ */
+export function post(
+  url: string | URL,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(url, {
     method: 'POST',
     headers: {

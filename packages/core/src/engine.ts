@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { type AuditAction, type AuditEvent, type AuditSink, digestArguments } from './audit.js';
 import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } from './errors.js';
-import { createLogger } from './logger.js';
+import { createDefaultLogger } from './logger.js';
 import type { AuthSecOptions, DirectoryChange } from './options.js';
 import {
   type CompiledRequirement,
@@ -16,6 +16,7 @@ import {
   type ToolRegistry,
 } from './policy/index.js';
 import { createScopeExpander } from './scope-hierarchy.js';
+import { type CacheLookup, createTelemetry, registerTelemetry } from './telemetry.js';
 import { createTokenVerifier, resolveTokenConfig, type TokenVerifier } from './tokens/index.js';
 import type { Clock, Logger, Principal, Requirement } from './types.js';
 
@@ -197,7 +198,8 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       "createAuthSec: AUTHSEC_DATABASE_URL is set (options.databaseUrl) but no directory validates claims against it: create the engine with `createAuthSec((await openStorageFromEnv(env)).options)` from '@authsec/core/postgres', or pass `directory`",
     );
   }
-  const logger = options.logger ?? createLogger();
+  // Without an explicit logger: JSON lines on stderr until an adapter routes them to the application's logger.
+  const logger = options.logger ?? createDefaultLogger();
   const clock = options.clock ?? Date.now;
   const tokenConfig = resolveTokenConfig(options, logger);
   const verifier: TokenVerifier = createTokenVerifier(tokenConfig, logger);
@@ -216,6 +218,14 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       'audit.pseudonymKey: at least 32 bytes are required with pseudonymizeSubjects',
     );
   }
+  const telemetry = createTelemetry(options.telemetry, sinks, () =>
+    logger.warn(
+      'telemetry: a tracer or meter was given but @opentelemetry/api cannot be loaded; telemetry is off',
+      {
+        option: 'telemetry',
+      },
+    ),
+  );
   const registry = createToolRegistry<M>({ logger });
   let closed = false;
 
@@ -328,6 +338,7 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       });
     }
     // Not audited: the sink that cannot record is the reason; it counts the refusal instead.
+    telemetry?.auditRefused();
     throw new AuthSecError('SERVICE_UNAVAILABLE', 'The audit log cannot record decisions now', {
       details: { dependency: 'audit' },
     });
@@ -335,11 +346,11 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
 
   const expandScopes = createScopeExpander(options.scopes);
 
-  const authenticate = async (token: string): Promise<Principal> => {
+  const authenticateUntraced = async (token: string, lookup?: CacheLookup): Promise<Principal> => {
     refuseUnlessAuditing();
     const started = performance.now();
     try {
-      const fromToken = await verifier.verify(token);
+      const fromToken = await verifier.verify(token, lookup);
       return expandScopes(directory ? await directory.resolve(fromToken) : fromToken);
     } catch (error) {
       const err = toAuthSecError(error);
@@ -354,16 +365,24 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       throw err;
     }
   };
+  const authenticate: (token: string) => Promise<Principal> =
+    telemetry === undefined
+      ? authenticateUntraced
+      : (token) => telemetry.authenticate((lookup) => authenticateUntraced(token, lookup));
+
+  /** The policy decision of one use, in an `authsec.authorize` span when telemetry is on. */
+  const policyDecide = (principal: Principal, requirement: CompiledRequirement, use: UseInput): void => {
+    const options = { target: use.target, kind: USE_KINDS[use.action] };
+    if (telemetry === undefined) policyAuthorize(principal, requirement, options);
+    else telemetry.authorize(principal, use.target, () => policyAuthorize(principal, requirement, options));
+  };
 
   const decide = (principal: Principal, use: UseInput): Decision => {
     const started = performance.now();
     let error: AuthSecError | undefined;
     try {
       refuseUnlessAuditing();
-      policyAuthorize(principal, compiled(use.requirement), {
-        target: use.target,
-        kind: USE_KINDS[use.action],
-      });
+      policyDecide(principal, compiled(use.requirement), use);
     } catch (caught) {
       error = toAuthSecError(caught);
     }
@@ -460,6 +479,7 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       if (closed) return;
       closed = true;
       verifier.close();
+      telemetry?.close();
       const results = await Promise.allSettled([
         ...sinks.map((s) => s.close()),
         ...(directory?.close ? [directory.close()] : []),
@@ -469,5 +489,18 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       }
     },
   };
+  if (telemetry !== undefined) {
+    // Spans around the public decisions, with the methods above inside them. The audit gate is inside the
+    // span: a decision refused for the audit log is one operators must see.
+    const { authorize, authorizeTool } = engine;
+    engine.authorize = (principal, requirement, target) =>
+      telemetry.authorize(principal, target, () => authorize(principal, requirement, target));
+    // Only a registered name names the span: an unknown one is the caller's string.
+    engine.authorizeTool = (principal, call) =>
+      telemetry.toolCall(principal, registry.get(call.tool)?.name, undefined, () =>
+        authorizeTool(principal, call),
+      );
+    registerTelemetry(engine, telemetry);
+  }
   return engine;
 }

@@ -53,7 +53,16 @@ export {
   toErrorResponse,
 } from './errors.js';
 export { assertDisplaySafe, hasUnsafeDisplayChars } from './identifiers.js';
-export { createLogger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js';
+export {
+  applicationLogger,
+  createLogger,
+  type LoggerOptions,
+  type LogLevel,
+  type NestStyleLogger,
+  type PinoStyleLogger,
+  silentLogger,
+  useApplicationLogger,
+} from './logger.js';
 export { isLoopbackHost } from './loopback.js';
 export { type ResolveMasterKeyOptions, resolveMasterKey } from './master-key.js';
 export {
@@ -169,6 +178,18 @@ export {
   type SessionTokens,
   type SessionTokensUpdate,
 } from './sessions.js';
+export {
+  ATTR as TELEMETRY_ATTRIBUTES,
+  METRIC as TELEMETRY_METRICS,
+  type TelemetryAttributes,
+  type TelemetryInstrumentOptions,
+  type TelemetryMeter,
+  type TelemetryObservable,
+  type TelemetryObservableResult,
+  type TelemetryOptions,
+  type TelemetrySpan,
+  type TelemetryTracer,
+} from './telemetry.js';
 export {
   CATEGORIES,
   type Category,

@@ -1,6 +1,7 @@
 import type { JWK } from 'jose';
 import type { AuditSink } from './audit.js';
 import type { ScopeHierarchyOptions } from './scope-hierarchy.js';
+import type { TelemetryOptions } from './telemetry.js';
 import type { Clock, Logger, Principal } from './types.js';
 
 /** A change of grants announced by a {@link PrincipalDirectory}. */
@@ -167,8 +168,18 @@ export interface AuthSecOptions {
   readonly directory?: PrincipalDirectory;
   /** RFC 9728 metadata URL put into challenges. */
   readonly resourceMetadataUrl?: string;
-  /** Logger. Default: JSON lines on stderr at level `info`. */
+  /**
+   * Logger. Default: JSON lines on stderr at level `info`, until an adapter routes them to the application's
+   * logger (`fastify.log`, Nest's `Logger`; see `useApplicationLogger`). An explicit logger is always kept;
+   * `applicationLogger(pino)` turns a pino-style or Nest logger into one.
+   */
   readonly logger?: Logger;
+  /**
+   * OpenTelemetry spans and metrics of decisions (see the README's Telemetry section). Default: the global
+   * OpenTelemetry API's tracer and meter when `@opentelemetry/api` is installed, else none (nothing is loaded
+   * and nothing fails). `false` turns telemetry off.
+   */
+  readonly telemetry?: TelemetryOptions | false;
   /** Clock (ms). Default `Date.now`. */
   readonly clock?: Clock;
   /** `fetch` used for key sets, discovery and introspection. Default: global `fetch`. */

@@ -20,6 +20,7 @@ import {
   type ResourceServerInput,
   toResourceServer,
 } from './resource-server.js';
+import { telemetryOf, traceToolCall, withTraceContext } from './telemetry.js';
 import type { Principal } from './types.js';
 
 /** The key of `AuthInfo.extra` that carries the pipeline's {@link Decisions} to the MCP server. */
@@ -262,6 +263,8 @@ interface NamedRequest {
   /** The tool or prompt name, or the resource URI. */
   readonly name: string;
   readonly arguments: unknown;
+  /** `_meta`: it carries the request's trace context (`traceparent`, `tracestate`: SEP-414). */
+  readonly meta: unknown;
 }
 
 const NAMING_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
@@ -276,7 +279,12 @@ function namedRequests(message: unknown): NamedRequest[] {
     if (typeof method !== 'string' || !NAMING_METHODS.has(method)) continue;
     if (typeof params !== 'object' || params === null) continue;
     if (typeof id !== 'string' && typeof id !== 'number') continue;
-    const { name, uri, arguments: args } = params as { name?: unknown; uri?: unknown; arguments?: unknown };
+    const {
+      name,
+      uri,
+      arguments: args,
+      _meta: meta,
+    } = params as { name?: unknown; uri?: unknown; arguments?: unknown; _meta?: unknown };
     const named = method === 'resources/read' ? uri : name;
     if (typeof named !== 'string') continue;
     found.push({
@@ -284,6 +292,7 @@ function namedRequests(message: unknown): NamedRequest[] {
       method: method as NamedRequest['method'],
       name: named,
       arguments: method === 'resources/read' ? { uri: named } : withoutUserInfo(args),
+      meta,
     });
   }
   return found;
@@ -313,6 +322,7 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
 export function createRequestPipeline(options: RequestPipelineOptions): RequestPipeline {
   const rs = toResourceServer(options.resourceServer, 'createRequestPipeline');
   const authsec: AuthSec = rs.authsec;
+  const telemetry = telemetryOf(authsec);
   const maxBody = positiveInteger(options.maxBodyBytes, DEFAULT_MAX_BODY, 'maxBodyBytes');
   const maxBatch = positiveInteger(options.maxBatchSize, DEFAULT_MAX_BATCH, 'maxBatchSize');
   const mode = options.insufficientScope ?? 'http';
@@ -496,9 +506,26 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     };
   };
 
+  /** One use decided; a tool call in its `tools/call` span (parented by its `_meta`, else the request). */
+  const decideOne = (principal: Principal, use: UseInput, meta: unknown, traceContext: unknown): Decision => {
+    if (telemetry === undefined || use.action !== 'tool.call') return authsec.decide(principal, use);
+    let decision: Decision | undefined;
+    try {
+      traceToolCall(telemetry, principal, use.target, meta, traceContext, () => {
+        decision = authsec.decide(principal, use);
+        // Thrown for the span to see the refusal; the decision itself is kept.
+        if (decision.error !== undefined) throw decision.error;
+      });
+    } catch {
+      // The refusal is the decision's.
+    }
+    return decision!;
+  };
+
   const decide = (
     principal: Principal,
     message: unknown,
+    traceContext: unknown,
   ): { decisions: Map<string | number, Decision>; stepUp?: ErrorResponse } => {
     const decisions = new Map<string | number, Decision>();
     const requests = namedRequests(message);
@@ -508,7 +535,7 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     for (const request of requests) {
       const use = useOf(request);
       if (use === undefined) continue;
-      const decision = authsec.decide(principal, use);
+      const decision = decideOne(principal, use, request.meta, traceContext);
       const { error } = decision;
       if (error?.code === 'INSUFFICIENT_SCOPE') {
         firstScope ??= error;
@@ -545,11 +572,13 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     if (!methods.has(method))
       return respond(rpcError(405, -32000, 'Method not allowed', { ...cors, allow: allowHeader }));
 
+    // The request's trace context (W3C headers), parent of the spans of authentication and decisions.
+    const traceContext = telemetry?.requestContext(request.headers);
     let principal: Principal | undefined;
     try {
       const authorization = authorizationOf(request);
       if (!(anonymousLoopback && authorization === undefined && isLoopbackClient(request))) {
-        principal = await rs.authenticate({ authorization });
+        principal = await withTraceContext(traceContext, () => rs.authenticate({ authorization }));
       }
     } catch (error) {
       if (isAuthSecError(error) && error.code === 'BAD_REQUEST') {
@@ -578,7 +607,7 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     }
     if (principal === undefined)
       return { kind: 'forward', principal, authInfo: undefined, message, headers: cors };
-    const { decisions, stepUp } = decide(principal, message);
+    const { decisions, stepUp } = decide(principal, message, traceContext);
     if (stepUp !== undefined) return respond({ ...stepUp, headers: { ...stepUp.headers, ...cors } });
     const info = rs.authInfo(principal, { authorization: first(request.headers.authorization) });
     const authInfo: PipelineAuthInfo = {

@@ -7,10 +7,12 @@
  */
 
 import {
+  applicationLogger,
   type ResourceAuthInfo,
   type ResourceServer,
   type ResourceServerInput,
   toResourceServer,
+  useApplicationLogger,
 } from '@authsec/core';
 import { createMcpAdapter, createMcpRoutes, type McpAdapterOptions, type McpRoutes } from '@authsec/mcp';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -103,11 +105,14 @@ async function rawRoutes(fastify: FastifyInstance, { routes }: { routes: McpRout
  * health, and `POST`/`GET`/`DELETE` on the resource URL's path with the SDK's Streamable HTTP transport. The
  * MCP routes answer on the raw objects from their `onRequest` hook, before Fastify's body parsing: the endpoint
  * reads the raw body itself (its limit gives 413, malformed JSON a JSON-RPC 400). Sessions are closed when Fastify closes.
- * Bad configuration fails `register` (and so `ready`/`listen`).
+ * Bad configuration fails `register` (and so `ready`/`listen`). An engine created without a `logger` logs through
+ * `fastify.log` once registered.
  */
 export const authSecPlugin = fp<AuthSecPluginOptions>(
   async (fastify: FastifyInstance, options: AuthSecPluginOptions) => {
     const { resourceServer: rs, endpoint, routes } = createMcpAdapter(options, 'authSecPlugin');
+    // An engine created without a `logger` logs through the application's pino logger from now on.
+    useApplicationLogger(rs, applicationLogger(fastify.log));
     // preClose, not only onClose: open GET streams would otherwise keep the HTTP server from closing.
     fastify.addHook('preClose', () => endpoint.close());
     fastify.addHook('onClose', () => endpoint.close());

@@ -1,11 +1,13 @@
 import {
   type AuthSec,
   type AuthSecOptions,
+  applicationLogger,
   createAuthSec,
   createResourceServer,
   type ResourceServer,
+  useApplicationLogger,
 } from '@authsec/core';
-import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Logger, Module, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import {
   AUTHSEC_ENGINE,
@@ -27,7 +29,14 @@ const shared: Provider[] = [
     useFactory: (options: AuthSecModuleOptions): AuthSec => {
       if (typeof options?.authsec !== 'object' || options.authsec === null)
         throw new TypeError('AuthSecModule: authsec (an engine or its options) is required');
-      return isEngine(options.authsec) ? options.authsec : createAuthSec(options.authsec);
+      const logger = applicationLogger(new Logger('AuthSec'));
+      // Options without a logger: the engine logs through Nest's Logger (and so the application's) from the start.
+      const engine = isEngine(options.authsec)
+        ? options.authsec
+        : createAuthSec({ logger, ...options.authsec });
+      // An engine created without a logger follows Nest's Logger too; an explicit one is kept.
+      useApplicationLogger(engine, logger);
+      return engine;
     },
     inject: [AUTHSEC_MODULE_OPTIONS],
   },

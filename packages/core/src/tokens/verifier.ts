@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import { type CryptoKey, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { AuthSecError, isAuthSecError } from '../errors.js';
+import type { CacheLookup } from '../telemetry.js';
 import type { Logger, Principal } from '../types.js';
 import type { ResolvedIssuer, ResolvedTokenConfig } from './config.js';
 import { type HttpContext, isJsonObject } from './http.js';
@@ -25,9 +26,10 @@ export interface TokenVerifier {
    * as the same object, until its `exp`. A validity window longer than `maxTokenLifetimeSeconds`, or an `iat`
    * in the future, is `TOKEN_INVALID`. Throws an `AuthSecError`: `TOKEN_MISSING`, `TOKEN_INVALID`,
    * `TOKEN_EXPIRED`, `TOKEN_AUDIENCE`, `TOKEN_ISSUER`, `TENANT_UNKNOWN`, or `SERVICE_UNAVAILABLE` when keys or
-   * introspection cannot be reached (fail closed).
+   * introspection cannot be reached (fail closed). `lookup.cache` is set to `'hit'` or `'miss'` when the
+   * verified-token cache was consulted (for telemetry), and left unset when it was not.
    */
-  verify(token: string): Promise<Principal>;
+  verify(token: string, lookup?: CacheLookup): Promise<Principal>;
   /**
    * For readiness probes: for each issuer whose keys are fetched from its JWKS, whether keys are at hand (see
    * `RemoteKeySet.check`). Issuers with local keys, a secret or introspection only are not listed.
@@ -260,7 +262,7 @@ export function createTokenVerifier(config: ResolvedTokenConfig, logger: Logger)
   }
 
   // Not `async`: a cache hit resolves without the extra promise hops of an async function.
-  function verify(token: string): Promise<Principal> {
+  function verify(token: string, lookup?: CacheLookup): Promise<Principal> {
     if (typeof token !== 'string' || token.length === 0) {
       return Promise.reject(new AuthSecError('TOKEN_MISSING', 'No bearer token was presented'));
     }
@@ -278,9 +280,13 @@ export function createTokenVerifier(config: ResolvedTokenConfig, logger: Logger)
     if (cache !== undefined) {
       const hit = cache.get(key);
       if (hit !== undefined) {
-        if (hit.expiresAt * 1000 > clock()) return Promise.resolve(hit);
+        if (hit.expiresAt * 1000 > clock()) {
+          if (lookup !== undefined) lookup.cache = 'hit';
+          return Promise.resolve(hit);
+        }
         cache.delete(key);
       }
+      if (lookup !== undefined) lookup.cache = 'miss';
     }
     const pending = inflight.get(key);
     if (pending !== undefined) return pending;
