@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { type AuditAction, type AuditEvent, type AuditSink, digestArguments } from './audit.js';
 import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } from './errors.js';
 import { createDefaultLogger } from './logger.js';
-import type { AuthSecOptions, DirectoryChange } from './options.js';
+import type { AuthSecOptions, DirectoryChange, PrincipalDirectory } from './options.js';
 import {
   type CompiledRequirement,
   compileRequirement,
@@ -346,12 +346,27 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
 
   const expandScopes = createScopeExpander(options.scopes);
 
+  // A directory that fails with anything but an AuthSecError (a custom one, a driver error) is a dependency
+  // that cannot answer: fail closed with 503, as the built-in one does, never a 500.
+  const resolveInDirectory = async (d: PrincipalDirectory, principal: Principal): Promise<Principal> => {
+    try {
+      return await d.resolve(principal);
+    } catch (error) {
+      if (isAuthSecError(error)) throw error;
+      logger.error('The directory failed to resolve a caller', { cause: String(error) });
+      throw new AuthSecError('SERVICE_UNAVAILABLE', 'The directory is unavailable', {
+        details: { dependency: 'directory' },
+        cause: error,
+      });
+    }
+  };
+
   const authenticateUntraced = async (token: string, lookup?: CacheLookup): Promise<Principal> => {
     refuseUnlessAuditing();
     const started = performance.now();
     try {
       const fromToken = await verifier.verify(token, lookup);
-      return expandScopes(directory ? await directory.resolve(fromToken) : fromToken);
+      return expandScopes(directory ? await resolveInDirectory(directory, fromToken) : fromToken);
     } catch (error) {
       const err = toAuthSecError(error);
       if (!isAuthSecError(error))

@@ -233,6 +233,29 @@ describe('directory hook', () => {
     await engine.close();
     expect(closed).toBe(1);
   });
+
+  it('fails closed with SERVICE_UNAVAILABLE, never INTERNAL, when a directory throws a plain Error', async () => {
+    const logger = recordingLogger();
+    const engine = engineWith(
+      {
+        directory: {
+          resolve: async () => {
+            throw new Error('connection reset by peer');
+          },
+        },
+      },
+      logger,
+    );
+    const error = await rejection(engine.authenticate(await token(BRIEF_USER)));
+    expect(error.code).toBe('SERVICE_UNAVAILABLE');
+    expect(error.status).toBe(503);
+    expect(error.details.dependency).toBe('directory');
+    expect(error.message).not.toContain('connection reset');
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({ level: 'error', message: 'The directory failed to resolve a caller' }),
+    );
+    await engine.close();
+  });
 });
 
 describe('pseudonymised audit subjects', () => {

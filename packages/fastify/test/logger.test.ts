@@ -77,8 +77,8 @@ describe('authSecPlugin and the application logger', () => {
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} },
       { authorization: `Bearer ${broken}` },
     );
-    // Not an AuthSecError: an internal error (500), logged with its cause.
-    expect(refused.status).toBe(500);
+    // A directory failing with a plain Error cannot answer: 503 (fail closed), logged with its cause.
+    expect(refused.status).toBe(503);
 
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     // pino's shape: numeric level, `msg`, the fields beside it.
@@ -92,7 +92,7 @@ describe('authSecPlugin and the application logger', () => {
     expect(records).toContainEqual(
       expect.objectContaining({
         level: 50,
-        msg: 'Unexpected failure while authenticating',
+        msg: 'The directory failed to resolve a caller',
         cause: 'Error: directory exploded',
       }),
     );

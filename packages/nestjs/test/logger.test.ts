@@ -104,13 +104,14 @@ describe('AuthSecModule and the application logger', () => {
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} },
       { authorization: `Bearer ${broken}` },
     );
-    expect(refused.status).toBe(500);
+    // A directory failing with a plain Error cannot answer: 503 (fail closed), logged with its cause.
+    expect(refused.status).toBe(503);
 
     const ours = logger.lines.filter((line) => line.args.at(-1) === 'AuthSec');
     // Nest's Logger passes `error(message, stack, context)`: the message and the context are ours.
     const errors = ours.filter((line) => line.level === 'error').map((line) => line.args[0]);
     expect(errors).toContain('Audit sink failed to accept an event {"cause":"Error: audit sink is down"}');
-    expect(errors).toContain('Unexpected failure while authenticating {"cause":"Error: directory exploded"}');
+    expect(errors).toContain('The directory failed to resolve a caller {"cause":"Error: directory exploded"}');
     const text = JSON.stringify(logger.lines);
     for (const secret of [token, broken, token.split('.')[2]!, broken.split('.')[1]!, SECRET_ARGUMENT]) {
       expect(text).not.toContain(secret);
