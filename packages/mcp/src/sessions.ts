@@ -68,9 +68,18 @@ export function createSessionTable<S extends LegacySession>(options: SessionTabl
     'maxSessionsPerSubject',
   );
   const sessions = new Map<string, S>();
+  // Each owner's session ids, so the per-subject cap looks at one subject's (at most 32) sessions, not all.
+  const byOwner = new Map<string | null, Set<string>>();
+  const remove = (id: string, session: S): void => {
+    if (sessions.get(id) !== session) return;
+    sessions.delete(id);
+    const ids = byOwner.get(session.owner);
+    ids?.delete(id);
+    if (ids?.size === 0) byOwner.delete(session.owner);
+  };
 
   const close = async (id: string, session: S): Promise<void> => {
-    if (sessions.get(id) === session) sessions.delete(id);
+    remove(id, session);
     await session.close();
   };
   const sweep = setInterval(
@@ -104,14 +113,13 @@ export function createSessionTable<S extends LegacySession>(options: SessionTabl
       return session;
     },
     makeRoom(owner) {
-      let mine = 0;
+      const mine = byOwner.get(owner);
       let oldest: [string, S] | undefined;
-      for (const entry of sessions) {
-        if (entry[1].owner !== owner) continue;
-        mine++;
-        if (oldest === undefined || entry[1].lastSeen < oldest[1].lastSeen) oldest = entry;
+      for (const id of mine ?? []) {
+        const session = sessions.get(id)!;
+        if (oldest === undefined || session.lastSeen < oldest[1].lastSeen) oldest = [id, session];
       }
-      if (mine >= perSubject && oldest !== undefined) {
+      if (mine !== undefined && mine.size >= perSubject && oldest !== undefined) {
         void close(oldest[0], oldest[1]);
         return true;
       }
@@ -121,10 +129,11 @@ export function createSessionTable<S extends LegacySession>(options: SessionTabl
     },
     add(id, session) {
       sessions.set(id, session);
+      let ids = byOwner.get(session.owner);
+      if (ids === undefined) byOwner.set(session.owner, (ids = new Set()));
+      ids.add(id);
     },
-    forget(id, session) {
-      if (sessions.get(id) === session) sessions.delete(id);
-    },
+    forget: remove,
     close,
     values: () => sessions.values(),
     async closeAll() {

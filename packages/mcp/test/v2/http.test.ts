@@ -101,7 +101,9 @@ function declare(engine: TestEngine): ProtectedMcpServer {
   return server;
 }
 
-async function deploy(options: { stateless?: boolean } = {}): Promise<Deployment> {
+async function deploy(
+  options: { stateless?: boolean; maxSessions?: number; maxSessionsPerSubject?: number } = {},
+): Promise<Deployment> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/mcp`;
   const engine = createTestEngine({ audience: url });
@@ -111,7 +113,7 @@ async function deploy(options: { stateless?: boolean } = {}): Promise<Deployment
     authsec: engine.authsec,
     port,
     authorizationServers: [engine.issuer.issuer],
-    ...(options.stateless ? { stateless: true } : {}),
+    ...options,
   });
   return { engine, server, http, url };
 }
@@ -588,5 +590,71 @@ describe('resource subscriptions (2025 era) and updates', () => {
     });
     expect(response.status).toBe(404);
     expect(await response.json()).toMatchObject({ id: 7, error: { code: -32601 } });
+  });
+});
+
+describe('legacy session limits', () => {
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await deploy({ maxSessions: 3, maxSessionsPerSubject: 2 });
+  });
+  afterAll(async () => {
+    await d.http.close();
+  });
+
+  const headers = (token: string, sessionId?: string) => ({
+    authorization: `Bearer ${token}`,
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
+  });
+  const initialize = (token: string) =>
+    fetch(d.url, {
+      method: 'POST',
+      headers: headers(token),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '1' },
+        },
+      }),
+    });
+  const ping = async (token: string, sessionId: string) =>
+    (
+      await fetch(d.url, {
+        method: 'POST',
+        headers: headers(token, sessionId),
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+      })
+    ).status;
+
+  it('caps sessions per subject (the least recently used closes) and in total (503 with Retry-After)', async () => {
+    const john = d.engine.token(JOHN);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await initialize(john);
+      expect(response.status).toBe(200);
+      await response.body?.cancel();
+      ids.push(response.headers.get('mcp-session-id')!);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // The third closed John's least recently used session, the first.
+    expect(await ping(john, ids[0]!)).toBe(404);
+    expect(await ping(john, ids[1]!)).toBe(200);
+    expect(await ping(john, ids[2]!)).toBe(200);
+    expect(d.http.handler.sessionCount).toBe(2);
+
+    const alice = await initialize(d.engine.token(ALICE));
+    expect(alice.status).toBe(200);
+    await alice.body?.cancel();
+    // Three live sessions: a fourth subject is refused, and told when to retry.
+    const refused = await initialize(d.engine.token({ ...ALICE, sub: 'someone-else' }));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(d.http.handler.sessionCount).toBe(3);
   });
 });
