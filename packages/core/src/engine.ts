@@ -242,7 +242,9 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
   const subjectFor = (principal: Principal | undefined): string | undefined => {
     if (!principal) return undefined;
     if (!pseudonymize) return principal.subject;
-    return `anon:${createHmac('sha256', pseudonymKey!).update(principal.subject).digest('hex').slice(0, 32)}`;
+    // Over (issuer, subject): the same `sub` from two issuers is two people, and must not share a pseudonym.
+    const person = JSON.stringify([principal.issuer, principal.subject]);
+    return `anon:${createHmac('sha256', pseudonymKey!).update(person).digest('hex').slice(0, 32)}`;
   };
 
   // Events arrive several per millisecond under load: format each millisecond once.

@@ -37,6 +37,8 @@ export const AUTHSEC_ENV_VARIABLES = {
   AUTHSEC_MAX_TOKEN_LIFETIME:
     'Longest token validity (exp - iat) accepted: seconds, or a duration such as 90m, 24h, 7d (60 s to 365 d). Default 24h.',
   AUTHSEC_LOG_LEVEL: 'debug, info, warn, error or silent. Default info.',
+  AUTHSEC_AUDIT_CHECKPOINT_FILE:
+    'File the signed audit checkpoints are appended to (keep it off the database host), or "off". Default: audit-checkpoints.jsonl in the data folder.',
   AUTHSEC_DEV_IDP_PORT: 'Port of the embedded development IdP (no AUTHSEC_ISSUER). Default 4780.',
 } as const;
 
@@ -91,6 +93,11 @@ export interface AuthSecEnvOptions {
     | undefined;
   readonly masterKey: MasterKeyRing | undefined;
   readonly dataDir: string;
+  /**
+   * Where the PostgreSQL audit sink appends its signed checkpoints (`AUTHSEC_AUDIT_CHECKPOINT_FILE`), so that a
+   * shortened or emptied audit log is detected (`authsec audit verify --checkpoint`); `undefined` when `off`.
+   */
+  readonly auditCheckpointFile: string | undefined;
   readonly rememberLogin: boolean;
   readonly seed: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -319,6 +326,10 @@ export function authSecOptionsFromEnv(
       fail(`AUTHSEC_DEV_IDP_PORT: expected 0-65535, got '${devPortValue}'`);
     }
   }
+  const dataDir = read('AUTHSEC_DATA_DIR') ?? defaultDataDir(env);
+  const checkpointValue = read('AUTHSEC_AUDIT_CHECKPOINT_FILE');
+  const auditCheckpointFile =
+    checkpointValue === 'off' ? undefined : (checkpointValue ?? join(dataDir, 'audit-checkpoints.jsonl'));
   const portValue = env.PORT;
   let port: number | undefined;
   if (portValue !== undefined && portValue !== '') {
@@ -352,7 +363,8 @@ export function authSecOptionsFromEnv(
         }
       : undefined,
     masterKey: masterKeyValue ? parseMasterKey(masterKeyValue) : undefined,
-    dataDir: read('AUTHSEC_DATA_DIR') ?? defaultDataDir(env),
+    dataDir,
+    auditCheckpointFile,
     rememberLogin: parseBoolean('AUTHSEC_REMEMBER_LOGIN', read('AUTHSEC_REMEMBER_LOGIN'), true),
     seed: parseBoolean('AUTHSEC_SEED', read('AUTHSEC_SEED'), true),
     logLevel: logLevel as AuthSecEnvOptions['logLevel'],

@@ -154,7 +154,8 @@ export interface AuthSecOptions {
     /** Sinks that receive every event. */
     readonly sinks?: readonly AuditSink[];
     /**
-     * Store `HMAC(pseudonymKey, subject)` instead of the subject, for retention rules. Default `false`.
+     * Store `HMAC(pseudonymKey, [issuer, subject])` instead of the subject, for retention rules: one person, one
+     * pseudonym, and the same `sub` from two issuers two pseudonyms. Default `false`.
      * Requires `pseudonymKey`.
      */
     readonly pseudonymizeSubjects?: boolean;

@@ -274,6 +274,26 @@ describe('pseudonymised audit subjects', () => {
     expect(JSON.stringify(sink.events)).not.toContain('john');
     await engine.close();
   });
+
+  it('gives the same sub from two issuers two pseudonyms (the person is issuer and subject)', async () => {
+    const sink = new MemoryAuditSink();
+    const engine = engineWith({
+      audit: { sinks: [sink], pseudonymizeSubjects: true, pseudonymKey: 'k'.repeat(32) },
+    });
+    const p = await engine.authenticate(await token(BRIEF_USER));
+    engine.audit({ action: 'tool.call', decision: 'allow', principal: p, target: 'x' });
+    engine.audit({
+      action: 'tool.call',
+      decision: 'allow',
+      principal: Object.freeze({ ...p, issuer: 'https://other-idp.test' }),
+      target: 'x',
+    });
+    const [first, second] = sink.events;
+    expect(first?.subject).toMatch(/^anon:[0-9a-f]{32}$/);
+    expect(second?.subject).toMatch(/^anon:[0-9a-f]{32}$/);
+    expect(first?.subject).not.toBe(second?.subject);
+    await engine.close();
+  });
 });
 
 describe('the audit gate: no decision the audit log cannot record', () => {

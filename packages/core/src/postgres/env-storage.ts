@@ -4,6 +4,7 @@ import { createLogger } from '../logger.js';
 import { resolveMasterKey } from '../master-key.js';
 import type { AuthSecOptions, IssuerOptions } from '../options.js';
 import type { Logger } from '../types.js';
+import { createFileCheckpointSink } from './audit-checkpoints.js';
 import { openStorage, type Storage } from './storage.js';
 
 /** Options of {@link openStorageFromEnv}: what the environment does not say. */
@@ -91,7 +92,16 @@ export async function openStorageFromEnv(
     // Rows stored before subjects were bound to their issuer migrate to the one trusted issuer.
     issuers: issuers.map((entry) => (typeof entry === 'string' ? entry : entry.issuer)),
     logger,
+    // Anchors each tenant's chain outside the database, so truncating the audit table cannot go unnoticed.
+    ...(env.auditCheckpointFile === undefined
+      ? {}
+      : { audit: { checkpointSinks: [createFileCheckpointSink({ path: env.auditCheckpointFile })] } }),
   });
+  if (env.auditCheckpointFile === undefined)
+    logger.warn(
+      'AUTHSEC_AUDIT_CHECKPOINT_FILE=off: no signed checkpoints are kept, so a truncated audit log verifies as intact',
+      { option: 'AUTHSEC_AUDIT_CHECKPOINT_FILE' },
+    );
   return {
     storage,
     masterKey,

@@ -12,7 +12,12 @@ import {
   createAuthSec,
   silentLogger,
 } from '../../src/index.js';
-import { openStorageFromEnv, type StorageFromEnv, seedDemoTenant } from '../../src/postgres/index.js';
+import {
+  openStorageFromEnv,
+  readAuditCheckpoints,
+  type StorageFromEnv,
+  seedDemoTenant,
+} from '../../src/postgres/index.js';
 import { PG_URL, postgresDatabase, type TestDatabase } from '../helpers/databases.js';
 
 const AUDIENCE = 'http://127.0.0.1:39997/mcp';
@@ -129,6 +134,31 @@ describe.each(databases)('openStorageFromEnv on $name', ({ open }) => {
     );
     expect(principal.roles).toEqual(['analyst']);
     expect(principal.scopes).toEqual(['read']);
+  });
+
+  it('appends signed audit checkpoints to the data folder by default (AUTHSEC_AUDIT_CHECKPOINT_FILE)', async () => {
+    const env = authSecOptionsFromEnv(envFor(database.env));
+    expect(env.auditCheckpointFile).toBe(join(env.dataDir, 'audit-checkpoints.jsonl'));
+    const own = await openStorageFromEnv(env, { logger: silentLogger, development: database.development });
+    await seedDemoTenant(own.storage.tenancy, own.storage.directory);
+    const ownEngine = createAuthSec(own.options);
+    const principal = await ownEngine.authenticate(
+      await sign({ sub: 'ana', tenant_id: 'acme-corp', roles: ['analyst'] }),
+    );
+    ownEngine.audit({ action: 'tool.call', decision: 'allow', principal, target: 'hello' });
+    // Closing flushes the audit log and writes the last checkpoint of each chain appended to.
+    await ownEngine.close();
+    await own.close();
+    const parsed = await readAuditCheckpoints(env.auditCheckpointFile!);
+    expect(parsed.malformed).toEqual([]);
+    const acme = parsed.checkpoints.map((c) => c.checkpoint).filter((c) => c.tenant === 'acme-corp');
+    expect(acme.length).toBeGreaterThan(0);
+    expect(acme.at(-1)!.seq).toBeGreaterThan(0);
+    expect(acme.at(-1)!.mac).toMatch(/^[0-9a-f]{64}$/);
+    expect(
+      authSecOptionsFromEnv(envFor({ ...database.env, AUTHSEC_AUDIT_CHECKPOINT_FILE: 'off' }))
+        .auditCheckpointFile,
+    ).toBeUndefined();
   });
 
   it('refuses a tenant the database does not know', async () => {
