@@ -3,8 +3,10 @@ import { AuthSecError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { resolveMasterKey } from '../master-key.js';
 import type { AuthSecOptions, IssuerOptions } from '../options.js';
+import { createRequestStateSealer, type RequestStateSealer } from '../request-state.js';
 import type { Logger } from '../types.js';
 import { createFileCheckpointSink } from './audit-checkpoints.js';
+import { createPostgresRequestStateStore } from './request-state-store.js';
 import { openStorage, type Storage } from './storage.js';
 
 /** Options of {@link openStorageFromEnv}: what the environment does not say. */
@@ -38,6 +40,12 @@ export interface StorageFromEnv {
    * the tenant's catalog and grants) and `audit` (the tenant's tamper-evident audit log) wired to the storage.
    */
   readonly options: AuthSecOptions;
+  /**
+   * Seals `input_required` request state with the master key ring, each state consumed once in the master
+   * database: every replica on this storage opens what another minted, and a replay on any of them is refused.
+   * For `protect(authsec, info, { requestState })` of `@authsec/mcp/v2`.
+   */
+  readonly requestState: RequestStateSealer;
   /** Closes the storage. Close the engine first: closing it flushes the audit log. Idempotent. */
   close(): Promise<void>;
 }
@@ -121,6 +129,10 @@ export async function openStorageFromEnv(
         : { maxTokenLifetimeSeconds: env.maxTokenLifetimeSeconds }),
       ...(env.defaultTenant ? { defaultTenant: env.defaultTenant } : {}),
     },
+    requestState: createRequestStateSealer({
+      keys: masterKey,
+      store: createPostgresRequestStateStore({ sql: storage.sql }),
+    }),
     close: () => storage.close(),
   };
 }

@@ -161,6 +161,25 @@ describe.each(databases)('openStorageFromEnv on $name', ({ open }) => {
     ).toBeUndefined();
   });
 
+  it('gives a request-state sealer on the master key whose states are consumed once in the database', async () => {
+    const principal = await engine.authenticate(
+      await sign({ sub: 'ana', tenant_id: 'acme-corp', roles: ['analyst'] }),
+    );
+    const state = opened.requestState.seal(
+      { amount: 42 },
+      { principal, method: 'tools/call', target: 'refund', arguments: { order: 7 } },
+    );
+    const first = await opened.requestState.open(state, principal, 'tools/call');
+    expect(first.payload).toEqual({ amount: 42 });
+    expect(opened.requestState.matches(first, 'refund', { order: 7 })).toBe(true);
+    const replay = await opened.requestState
+      .open(state, principal, 'tools/call')
+      .catch((e: AuthSecError) => e);
+    expect(replay).toMatchObject({ code: 'BAD_REQUEST', details: { reason: 'replayed' } });
+    const used = await opened.storage.sql.query('SELECT count(*)::int AS n FROM authsec.request_states_used');
+    expect(used.rows[0]).toEqual({ n: 1 });
+  });
+
   it('refuses a tenant the database does not know', async () => {
     const error = await engine
       .authenticate(await sign({ sub: 'eve', tenant_id: 'globex', roles: ['admin'] }))
