@@ -362,7 +362,11 @@ export interface PostgresAuditSinkOptions {
   readonly resolve: (tenantId: string) => Promise<TenantHandle>;
   /** The master key ring; rows are MACed with a key derived from its active key and name that key's id. */
   readonly masterKey: MasterKeyRing;
-  /** Events per transaction (1 to 1000). Default 100; reaching it also starts a flush early. */
+  /**
+   * Most events per transaction (1 to 1000). Default 1000 (`maxBuffer` when smaller): under load every round
+   * trip waits behind the requests, so few large transactions keep up where many small ones fall behind.
+   * Reaching it also starts a flush early; below it, the timer writes whatever is buffered.
+   */
   readonly batchSize?: number;
   /** Milliseconds between background flushes (and retries while the database is down). Default 200. */
   readonly flushIntervalMs?: number;
@@ -376,7 +380,8 @@ export interface PostgresAuditSinkOptions {
   /**
    * Milliseconds writes may fail (or one write may hang) before the sink stops accepting and the engine refuses
    * decisions with `SERVICE_UNAVAILABLE`; it accepts again as soon as a write pass succeeds (the events buffered
-   * meanwhile are written first). Default 5000. Higher keeps serving through longer outages with more events
+   * meanwhile are written first). A long pass through a backlog whose writes (batches) each complete is not
+   * trouble: only the oldest write still waiting counts (a backlog is bounded by `maxBuffer` instead). Default 5000. Higher keeps serving through longer outages with more events
    * only in memory (lost if the process dies); lower refuses sooner.
    */
   readonly refuseAfterMs?: number;
@@ -500,9 +505,11 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
   if (!ring?.keys?.has(ring.activeKid)) {
     throw new TypeError('createPostgresAuditSink: masterKey must contain its active key');
   }
-  const batchSize = positiveInteger('batchSize', options.batchSize, 100, 1000);
   const flushIntervalMs = positiveInteger('flushIntervalMs', options.flushIntervalMs, 200, 3_600_000);
   const maxBuffer = positiveInteger('maxBuffer', options.maxBuffer, 10_000, 100_000_000);
+  // Large by default: a busy event loop delays each of a transaction's round trips, so a backlog written 100
+  // events at a time fell behind a loaded server; at 1000 it kept up. Never above maxBuffer.
+  const batchSize = positiveInteger('batchSize', options.batchSize, Math.min(1000, maxBuffer), 1000);
   if (maxBuffer < batchSize)
     throw new TypeError('createPostgresAuditSink: maxBuffer must be at least batchSize');
   const refuseAfterMs = positiveInteger('refuseAfterMs', options.refuseAfterMs, 5000, 86_400_000);
@@ -526,6 +533,8 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
 
   let buffer: Pending[] = [];
   let inFlight = 0;
+  /** Events the pass under way has written so far (already taken off `inFlight`). */
+  let writtenInPass = 0;
   let accepted = 0;
   let written = 0;
   let refused = 0;
@@ -536,8 +545,12 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
   let failing = false;
   /** When the current run of failed write passes began (the start of the first failed pass). */
   let failingSince: number | undefined;
-  /** When the write pass under way began. */
-  let cycleStartedAt: number | undefined;
+  /**
+   * When each write of the pass under way (one per tenant worker: resolving a tenant, or one batch) began. A
+   * pass through a large backlog may take long while every write completes: only a write that does not is
+   * trouble, so the oldest write still waiting is what counts toward `refuseAfterMs`, not the pass's start.
+   */
+  const writeStartedAt: (number | undefined)[] = new Array(TENANT_CONCURRENCY).fill(undefined);
   let refusingLogged = false;
   let cyclesQueued = 0;
   let chain: Promise<unknown> = Promise.resolve();
@@ -552,7 +565,11 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
   // Read before every decision: a few comparisons, no allocation.
   const isAccepting = (): boolean => {
     if (closed || pending() >= maxBuffer) return false;
-    const troubleSince = failingSince ?? cycleStartedAt;
+    let troubleSince = failingSince;
+    if (troubleSince === undefined) {
+      for (const at of writeStartedAt)
+        if (at !== undefined && (troubleSince === undefined || at < troubleSince)) troubleSince = at;
+    }
     return troubleSince === undefined || clock() - troubleSince < refuseAfterMs;
   };
 
@@ -618,12 +635,14 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     return checkpointChain;
   };
 
-  /** Appends one tenant's events in batches; returns those not written and why. */
+  /** Appends one tenant's events in batches (worker `slot`); returns those not written and why. */
   const appendTenant = async (
     tenantId: string,
     entries: readonly Pending[],
+    slot: number,
   ): Promise<{ rest: readonly Pending[]; error: AuthSecError | undefined }> => {
     let handle: TenantHandle;
+    writeStartedAt[slot] = clock();
     try {
       handle = await resolve(tenantId);
     } catch (error) {
@@ -640,6 +659,7 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     }
     for (let i = 0; i < entries.length; i += batchSize) {
       const batch = entries.slice(i, i + batchSize);
+      writeStartedAt[slot] = clock();
       try {
         const head = await appendBatch(
           handle,
@@ -649,6 +669,9 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
           logger,
         );
         written += batch.length;
+        // Written: no longer pending, even while the rest of the pass goes on (queue depth, maxBuffer).
+        inFlight -= batch.length;
+        writtenInPass += batch.length;
         noteHead(tenantId, head);
       } catch (error) {
         return { rest: entries.slice(i), error: toAuthSecError(error) };
@@ -663,7 +686,7 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     buffer = [];
     inFlight += taken.length;
     const startedAt = clock();
-    cycleStartedAt = startedAt;
+    writtenInPass = 0;
     const byTenant = new Map<string, Pending[]>();
     for (const p of taken) {
       const list = byTenant.get(p.tenantId);
@@ -674,10 +697,10 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
     const failed: Pending[] = [];
     let firstError: AuthSecError | undefined;
     let next = 0;
-    const worker = async () => {
+    const worker = async (slot: number) => {
       while (next < tenants.length) {
         const [tenantId, entries] = tenants[next++]!;
-        const { rest, error } = await appendTenant(tenantId, entries).catch((e: unknown) => ({
+        const { rest, error } = await appendTenant(tenantId, entries, slot).catch((e: unknown) => ({
           rest: entries,
           error: toAuthSecError(e),
         }));
@@ -689,10 +712,14 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Post
           firstError = error;
         }
       }
+      // Done: this worker's last write completed and must not count as one still waiting.
+      writeStartedAt[slot] = undefined;
     };
-    await Promise.all(Array.from({ length: Math.min(TENANT_CONCURRENCY, tenants.length) }, worker));
-    inFlight -= taken.length;
-    cycleStartedAt = undefined;
+    await Promise.all(
+      Array.from({ length: Math.min(TENANT_CONCURRENCY, tenants.length) }, (_, slot) => worker(slot)),
+    );
+    inFlight -= taken.length - writtenInPass;
+    writeStartedAt.fill(undefined);
     if (failed.length > 0) {
       failed.sort((a, b) => a.n - b.n);
       buffer = mergeByN(failed, buffer);

@@ -207,6 +207,14 @@ export async function createPgClient(options: PgClientOptions): Promise<SqlClien
         throw toDatabaseError(error);
       }
       let broken = false;
+      // The pool takes its own 'error' listener off a client it hands out: a connection the server ends between
+      // two statements (a shutdown, a failover, pg_terminate_backend) would emit an unhandled 'error' and crash
+      // the process. Listen while the client is ours; the next statement fails, and the client is discarded.
+      const onError = (error: unknown) => {
+        broken = true;
+        options.logger?.warn('Database connection lost during a transaction', { code: errorCode(error) });
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const tx: SqlQueryable = {
@@ -229,6 +237,7 @@ export async function createPgClient(options: PgClientOptions): Promise<SqlClien
         });
         throw passThroughOrDatabaseError(error);
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },

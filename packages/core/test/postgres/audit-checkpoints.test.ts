@@ -131,6 +131,28 @@ describe('checkpoint signing and files', () => {
   });
 });
 
+/**
+ * A sink (one event per batch, refuseAfterMs 1000, no timer flushes) over a tenant whose every batch
+ * transaction is `transaction` (standing in for the whole append: it returns the new head), to time write
+ * passes without a database.
+ */
+function sinkOver(transaction: () => Promise<{ seq: number; mac: string }>, clock: () => number) {
+  const handle = {
+    tenant: { id: 'acme', status: 'active', placement: 'schema', createdAt: new Date() },
+    schema: '"tenant_acme"',
+    sql: { transaction },
+  } as unknown as TenantHandle;
+  return createPostgresAuditSink({
+    resolve: async () => handle,
+    masterKey: RING,
+    batchSize: 1,
+    flushIntervalMs: 60_000,
+    refuseAfterMs: 1000,
+    clock,
+    logger: quietLogger(),
+  });
+}
+
 describe('a write that hangs', () => {
   it('stops accepting once one write pass has run for refuseAfterMs', async () => {
     let now = 1_000_000;
@@ -151,6 +173,52 @@ describe('a write that hangs', () => {
     now += 1;
     expect(sink.accepting).toBe(false);
     expect(sink.state()).toMatchObject({ accepting: false, buffered: 1, dropped: 0 });
+  });
+
+  it('keeps accepting through a long write pass whose batches each complete in time', async () => {
+    // A backlog written one batch at a time, each batch taking 600 ms of a 1000 ms refuseAfterMs: the pass
+    // takes 3 s, yet no write ever waited for refuseAfterMs, so no decision may be refused for it.
+    let now = 1_000_000;
+    let seq = 0;
+    const seen: boolean[] = [];
+    const sink = sinkOver(
+      async () => {
+        seen.push(sink.accepting);
+        now += 600;
+        seen.push(sink.accepting);
+        return { seq: ++seq, mac: 'm' };
+      },
+      () => now,
+    );
+    for (let i = 1; i <= 5; i++) sink.write(event('acme', i));
+    await sink.flush();
+    expect(seen).toHaveLength(10);
+    expect(seen.every(Boolean)).toBe(true);
+    expect(sink.state()).toMatchObject({ accepting: true, written: 5, buffered: 0, dropped: 0 });
+  });
+
+  it('stops accepting when one batch of a pass hangs for refuseAfterMs, after others completed', async () => {
+    let now = 1_000_000;
+    let calls = 0;
+    const sink = sinkOver(
+      () => {
+        calls++;
+        if (calls === 1) {
+          now += 600;
+          return Promise.resolve({ seq: 1, mac: 'm' });
+        }
+        return new Promise(() => {});
+      },
+      () => now,
+    );
+    for (let i = 1; i <= 3; i++) sink.write(event('acme', i));
+    void sink.flush();
+    await vi.waitFor(() => expect(calls).toBe(2));
+    now += 999;
+    expect(sink.accepting).toBe(true);
+    now += 1;
+    expect(sink.accepting).toBe(false);
+    expect(sink.state()).toMatchObject({ accepting: false, written: 1, buffered: 2, dropped: 0 });
   });
 });
 

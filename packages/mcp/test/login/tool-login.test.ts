@@ -10,7 +10,13 @@ import {
   parseMasterKey,
   silentLogger,
 } from '@authsec/core';
-import { openStorage, readAuditEvents, type Storage, seedDemoTenant } from '@authsec/core/postgres';
+import {
+  createPgClient,
+  openStorage,
+  readAuditEvents,
+  type Storage,
+  seedDemoTenant,
+} from '@authsec/core/postgres';
 import { type DevIdp, startDevIdp } from '@authsec/dev-idp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createToolLogin } from '../../src/login/index.js';
@@ -357,20 +363,70 @@ describe('oauth_logout', () => {
   });
 });
 
-describe("the end of a login in the tenant's audit log", () => {
+const PG_URL = process.env.PG_URL || undefined;
+if (!PG_URL) {
+  process.stderr.write(
+    'skip: PG_URL is not set: the login audit cases run on PGlite only (.ci/run sets it)\n',
+  );
+}
+
+/** Where the tenant's audit log lives: the embedded database always, real PostgreSQL when PG_URL is set. */
+const AUDIT_STORES: readonly {
+  name: string;
+  open(): Promise<{ storage: Storage; dispose(): Promise<void> }>;
+}[] = [
+  {
+    name: 'pglite',
+    async open() {
+      const storage = await openStorage({
+        dataDir: mkdtempSync(join(tmpdir(), 'authsec-tool-login-audit-')),
+        masterKey: parseMasterKey(Buffer.alloc(32, 7).toString('base64')),
+        logger: silentLogger,
+      });
+      return { storage, dispose: () => storage.close() };
+    },
+  },
+  ...(PG_URL
+    ? [
+        {
+          name: 'postgres',
+          async open() {
+            // A fresh database of this file's own on the shared server, dropped at the end.
+            const name = `login_audit_${Math.random().toString(16).slice(2, 12)}`;
+            const admin = await createPgClient({ connectionString: PG_URL, max: 1 });
+            await admin.query(`CREATE DATABASE "${name}"`);
+            const url = new URL(PG_URL);
+            url.pathname = `/${name}`;
+            const storage = await openStorage({
+              databaseUrl: url.toString(),
+              masterKey: parseMasterKey(Buffer.alloc(32, 7).toString('base64')),
+              logger: silentLogger,
+            });
+            return {
+              storage,
+              async dispose() {
+                await storage.close();
+                await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+                await admin.close();
+              },
+            };
+          },
+        },
+      ]
+    : []),
+];
+
+describe.each(AUDIT_STORES)("the end of a login in the tenant's audit log ($name)", ({ open: openStore }) => {
   let storage: Storage;
+  let dispose: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    storage = await openStorage({
-      dataDir: mkdtempSync(join(tmpdir(), 'authsec-tool-login-audit-')),
-      masterKey: parseMasterKey(Buffer.alloc(32, 7).toString('base64')),
-      logger: silentLogger,
-    });
+    ({ storage, dispose } = await openStore());
     await seedDemoTenant(storage.tenancy, storage.directory);
   }, 60_000);
 
   afterAll(async () => {
-    await storage?.close();
+    await dispose?.();
   });
 
   /** An engine auditing into the tenant's store (closing it leaves the store to this suite). */
