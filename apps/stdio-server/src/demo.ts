@@ -58,7 +58,8 @@ class Session {
     readonly label: string,
     env: Record<string, string>,
   ) {
-    const main = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
+    // The v1 line's server, which this v1-client walk-through was written against.
+    const main = join(dirname(fileURLToPath(import.meta.url)), 'main-v1.js');
     this.transport = new StdioClientTransport({
       command: process.execPath,
       args: [main],

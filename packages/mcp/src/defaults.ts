@@ -44,6 +44,11 @@ export interface DefaultsOptions {
   readonly clientSecret: string | undefined;
   /** Whether to build the tool-based login. */
   readonly login: boolean;
+  /**
+   * More scopes the login asks for, read at the first `oauth_start` (a v2 server's declarations are made after
+   * the engine exists). Default: none beyond those of `tools`.
+   */
+  readonly scopes?: () => Iterable<string>;
 }
 
 /** Everything the defaults opened; `close` releases it all. */
@@ -271,6 +276,7 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
         if (tool.requirement)
           for (const scope of requiredScopes(authsec.compile(tool.requirement))) scopes.add(scope);
       }
+      const allScopes = (): string[] => [...new Set([...scopes, ...(options.scopes?.() ?? [])])];
       const appKey = createHash('sha256').update(options.appName).digest('hex').slice(0, 16);
       login = createToolLogin({
         authsec,
@@ -282,7 +288,7 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
             clientId,
             ...(options.clientSecret ? { clientSecret: options.clientSecret } : {}),
             resource: audience,
-            scopes: [...scopes],
+            scopes: allScopes(),
             logger,
           }),
         remember:
