@@ -49,6 +49,11 @@ export interface DefaultsOptions {
    * the engine exists). Default: none beyond those of `tools`.
    */
   readonly scopes?: () => Iterable<string>;
+  /**
+   * stdio only: the login completes across processes (a detached callback helper per data folder) and its
+   * `session_id` is bound to the data folder. Default `false`.
+   */
+  readonly crossProcess?: boolean;
 }
 
 /** Everything the defaults opened; `close` releases it all. */
@@ -291,6 +296,8 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
             scopes: allScopes(),
             logger,
           }),
+        handoff:
+          options.transport === 'stdio' && options.crossProcess === true ? { dataDir: env.dataDir } : false,
         remember:
           options.transport === 'stdio' && env.rememberLogin
             ? { file: join(env.dataDir, 'logins', `${appKey}.sealed`), masterKey }

@@ -212,6 +212,8 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
           clientSecret: options.clientSecret ?? env.clientSecret,
           login:
             options.login === undefined && (transport === 'stdio' || options.allowToolLoginOverHttp === true),
+          // A login finished by another process (the Inspector CLI starts one per call), ids bound to the folder.
+          crossProcess: transport === 'stdio',
         })
       : undefined;
   const { authsec, issuers, directory } = defaults

@@ -69,6 +69,7 @@ export async function runMcpV2StdioServer(options: RunMcpV2StdioOptions): Promis
     clientId: options.clientId ?? env.clientId,
     clientSecret: options.clientSecret ?? env.clientSecret,
     login: true,
+    crossProcess: true,
     scopes: () => server?.scopesSupported ?? [],
   });
   let handle: ProtectedStdioHandle | undefined;
