@@ -19,6 +19,7 @@ import {
   type ServiceAccess,
 } from '@authsec/core';
 import { openStorageFromEnv, type Storage, seedDemoTenant } from '@authsec/core/postgres';
+import { createEnvironmentLogin } from './login/environment.js';
 import { createToolLogin } from './login/index.js';
 import type { AuthSecTool, LoginProvider } from './types.js';
 
@@ -269,7 +270,18 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
     const services = createServiceAccessFactory({ backend: secrets, authsec });
 
     let login: LoginProvider | undefined;
-    if (options.login) {
+    if (env.accessToken !== undefined && options.transport !== 'stdio') {
+      throw new AuthSecError(
+        'CONFIG_INVALID',
+        `${env.accessToken.variable} is for stdio servers; over HTTP every request carries its own token`,
+      );
+    }
+    if (options.login && env.accessToken !== undefined) {
+      // Credentials from the environment (the spec's recommendation for stdio) replace the oauth_* login.
+      const created = await createEnvironmentLogin({ authsec, credential: env.accessToken, logger });
+      login = created;
+      closers.push(() => created.close());
+    } else if (options.login) {
       const issuer = issuers[0]!.issuer;
       const clientId = options.clientId ?? (env.issuers.length === 0 ? 'authsec-dev' : undefined);
       if (!clientId) {

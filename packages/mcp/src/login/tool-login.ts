@@ -26,6 +26,7 @@ import {
   createCallbackServer,
 } from './callback-server.js';
 import { createLoginHandoff, type LoginHandoff } from './handoff.js';
+import { createChangeListeners } from './listeners.js';
 import { createRememberedLogin, type RememberedLogin } from './remember.js';
 import { createSessionIdBinding, type SessionIdBinding } from './session-binding.js';
 import { defineLoginTool, jsonResult, type LoginToolSpec } from './tool-results.js';
@@ -297,7 +298,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
   const sessionByState = new Map<string, string>();
   const failures = new Map<string, Failure>();
   const refreshing = new Map<string, Promise<SessionTokens | undefined>>();
-  const listeners = new Set<(connectionId: string) => void>();
+  const listeners = createChangeListeners(logger);
   let closed = false;
 
   // ------------------------------------------------------------------------------------------------------
@@ -328,15 +329,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     return state;
   };
 
-  const fire = (connectionId: string): void => {
-    for (const listener of [...listeners]) {
-      try {
-        listener(connectionId);
-      } catch (error) {
-        logger.error('A login change listener failed', { cause: String(error) });
-      }
-    }
-  };
+  const fire = (connectionId: string): void => listeners.fire(connectionId);
 
   const recordFailure = (sessionId: string, error: unknown): void => {
     const err = toAuthSecError(error);
@@ -1202,13 +1195,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     callbackRoute,
     principalFor,
     sessionIdFor: (connectionId) => connections.get(connectionId)?.attached?.sessionId,
-    onChange(listener) {
-      if (typeof listener !== 'function') throw new TypeError('onChange: listener must be a function');
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
-    },
+    onChange: (listener) => listeners.add(listener),
     disconnect(connectionId) {
       const state = connections.get(connectionId);
       if (!state) return;
