@@ -63,7 +63,11 @@ class GatedTransport implements Transport {
 
   start(): Promise<void> {
     this.wire.onmessage = (message, extra) => {
-      this.queue = this.queue.then(() => this.before(message)).then(() => this.onmessage?.(message, extra));
+      this.queue = this.queue
+        .then(() => this.before(message))
+        .then(() => this.onmessage?.(message, extra))
+        // One failed delivery must not stop the ones after it.
+        .catch((error: unknown) => this.onerror?.(error instanceof Error ? error : new Error(String(error))));
     };
     this.wire.onerror = (error) => this.onerror?.(error);
     this.wire.onclose = () => {
