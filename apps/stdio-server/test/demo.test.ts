@@ -1,6 +1,6 @@
 /**
  * The demo (`pnpm demo`, the README quick start's first command, runs it after the build) walks the brief with
- * two users and exits non-zero as soon as a step does not behave as shown. Run as a user would: no
+ * two users (one client pinned to 2026-07-28, the other in legacy mode) and exits non-zero as soon as a step does not behave as shown. Run as a user would: no
  * configuration at all, only PATH and HOME.
  */
 import { spawn } from 'node:child_process';
@@ -25,7 +25,12 @@ describe('the demo', () => {
     expect({ code, stdout, stderr }).toMatchObject({ code: 0 });
     expect(stdout).toContain('Every step behaved as shown');
     expect(stdout).toContain('Hello, admin@acme-corp.example!');
-    expect(stdout).toMatch(/create_resource → refused: Insufficient scope/);
+    // One client pinned to 2026-07-28, the other in legacy mode; a hidden tool is refused like an unknown one.
+    expect(stdout).toContain('admin@acme-corp.example · 2026-07-28');
+    expect(stdout).toContain('analyst@acme-corp.example · legacy');
+    expect(stdout).toMatch(
+      /create_resource \(needs scope write; hidden, called anyway\) → refused: .*not found/,
+    );
     expect(stdout).not.toContain('eyJ');
   }, 60_000);
 });

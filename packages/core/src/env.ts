@@ -29,6 +29,10 @@ export const AUTHSEC_ENV_VARIABLES = {
   AUTHSEC_DATA_DIR: 'Data folder. Default: the user data folder, not the working directory.',
   AUTHSEC_DEFAULT_TENANT: 'Tenant for tokens without a tenant claim. Absent: such tokens are refused.',
   AUTHSEC_REMEMBER_LOGIN: 'Remember a stdio login for the local OS user (true/false). Default true.',
+  AUTHSEC_ACCESS_TOKEN:
+    'stdio: an access token for this server, used instead of the oauth_* login and verified like any token.',
+  AUTHSEC_ACCESS_TOKEN_FILE:
+    'stdio: a file holding that access token (read again when it changes; a warning when group or world can read it).',
   AUTHSEC_SEED: 'Seed the demo tenant into an empty database (true/false). Default true.',
   AUTHSEC_CLAIMS_PRESET: 'Claim mapping preset: generic, keycloak, auth0, entra, okta. Default generic.',
   AUTHSEC_ALGORITHMS: 'Accepted JWS algorithms, comma-separated. Default: asymmetric only.',
@@ -99,6 +103,14 @@ export interface AuthSecEnvOptions {
    */
   readonly auditCheckpointFile: string | undefined;
   readonly rememberLogin: boolean;
+  /**
+   * stdio credentials from the environment: `AUTHSEC_ACCESS_TOKEN` (the token) or `AUTHSEC_ACCESS_TOKEN_FILE`
+   * (a path; the stdio entry reads it, checks its mode and reads it again when it changes). At most one is set.
+   */
+  readonly accessToken:
+    | { readonly variable: 'AUTHSEC_ACCESS_TOKEN'; readonly token: string }
+    | { readonly variable: 'AUTHSEC_ACCESS_TOKEN_FILE'; readonly file: string }
+    | undefined;
   readonly seed: boolean;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Port of the embedded development IdP. Default 4780. */
@@ -338,6 +350,17 @@ export function authSecOptionsFromEnv(
       fail(`PORT: expected 0-65535, got '${portValue}'`);
   }
 
+  const accessTokenValue = read('AUTHSEC_ACCESS_TOKEN');
+  const accessTokenFile = read('AUTHSEC_ACCESS_TOKEN_FILE');
+  if (accessTokenValue !== undefined && accessTokenFile !== undefined)
+    fail('AUTHSEC_ACCESS_TOKEN and AUTHSEC_ACCESS_TOKEN_FILE are both set; set only one');
+  const accessToken: AuthSecEnvOptions['accessToken'] =
+    accessTokenValue !== undefined
+      ? { variable: 'AUTHSEC_ACCESS_TOKEN', token: accessTokenValue }
+      : accessTokenFile !== undefined
+        ? { variable: 'AUTHSEC_ACCESS_TOKEN_FILE', file: accessTokenFile }
+        : undefined;
+
   return {
     issuers,
     audience,
@@ -366,6 +389,7 @@ export function authSecOptionsFromEnv(
     dataDir,
     auditCheckpointFile,
     rememberLogin: parseBoolean('AUTHSEC_REMEMBER_LOGIN', read('AUTHSEC_REMEMBER_LOGIN'), true),
+    accessToken,
     seed: parseBoolean('AUTHSEC_SEED', read('AUTHSEC_SEED'), true),
     logLevel: logLevel as AuthSecEnvOptions['logLevel'],
     devIdpPort,

@@ -106,6 +106,24 @@ describe('authSecOptionsFromEnv', () => {
     expect(err.message).toContain(variable);
   });
 
+  it('reads stdio credentials: AUTHSEC_ACCESS_TOKEN, or the path in AUTHSEC_ACCESS_TOKEN_FILE, never both', () => {
+    expect(authSecOptionsFromEnv({}).accessToken).toBeUndefined();
+    expect(authSecOptionsFromEnv({ AUTHSEC_ACCESS_TOKEN: ' eyJ.x.y ' }).accessToken).toEqual({
+      variable: 'AUTHSEC_ACCESS_TOKEN',
+      token: 'eyJ.x.y',
+    });
+    // The file is the stdio entry's to read (its mode is checked, and it is read again when it changes).
+    expect(authSecOptionsFromEnv({ AUTHSEC_ACCESS_TOKEN_FILE: '/run/token' }).accessToken).toEqual({
+      variable: 'AUTHSEC_ACCESS_TOKEN_FILE',
+      file: '/run/token',
+    });
+    const err = configError(() =>
+      authSecOptionsFromEnv({ AUTHSEC_ACCESS_TOKEN: 't', AUTHSEC_ACCESS_TOKEN_FILE: '/run/token' }),
+    );
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toContain('AUTHSEC_ACCESS_TOKEN and AUTHSEC_ACCESS_TOKEN_FILE are both set');
+  });
+
   it('accepts a URN audience for stdio servers', () => {
     expect(authSecOptionsFromEnv({ AUTHSEC_RESOURCE_URL: 'urn:authsec:stdio-demo' }).audience).toBe(
       'urn:authsec:stdio-demo',

@@ -19,6 +19,7 @@ import {
   type ServiceAccess,
 } from '@authsec/core';
 import { openStorageFromEnv, type Storage, seedDemoTenant } from '@authsec/core/postgres';
+import { createEnvironmentLogin } from './login/environment.js';
 import { createToolLogin } from './login/index.js';
 import type { AuthSecTool, LoginProvider } from './types.js';
 
@@ -44,6 +45,16 @@ export interface DefaultsOptions {
   readonly clientSecret: string | undefined;
   /** Whether to build the tool-based login. */
   readonly login: boolean;
+  /**
+   * More scopes the login asks for, read at the first `oauth_start` (a v2 server's declarations are made after
+   * the engine exists). Default: none beyond those of `tools`.
+   */
+  readonly scopes?: () => Iterable<string>;
+  /**
+   * stdio only: the login completes across processes (a detached callback helper per data folder) and its
+   * `session_id` is bound to the data folder. Default `false`.
+   */
+  readonly crossProcess?: boolean;
 }
 
 /** Everything the defaults opened; `close` releases it all. */
@@ -259,7 +270,18 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
     const services = createServiceAccessFactory({ backend: secrets, authsec });
 
     let login: LoginProvider | undefined;
-    if (options.login) {
+    if (env.accessToken !== undefined && options.transport !== 'stdio') {
+      throw new AuthSecError(
+        'CONFIG_INVALID',
+        `${env.accessToken.variable} is for stdio servers; over HTTP every request carries its own token`,
+      );
+    }
+    if (options.login && env.accessToken !== undefined) {
+      // Credentials from the environment (the spec's recommendation for stdio) replace the oauth_* login.
+      const created = await createEnvironmentLogin({ authsec, credential: env.accessToken, logger });
+      login = created;
+      closers.push(() => created.close());
+    } else if (options.login) {
       const issuer = issuers[0]!.issuer;
       const clientId = options.clientId ?? (env.issuers.length === 0 ? 'authsec-dev' : undefined);
       if (!clientId) {
@@ -271,6 +293,7 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
         if (tool.requirement)
           for (const scope of requiredScopes(authsec.compile(tool.requirement))) scopes.add(scope);
       }
+      const allScopes = (): string[] => [...new Set([...scopes, ...(options.scopes?.() ?? [])])];
       const appKey = createHash('sha256').update(options.appName).digest('hex').slice(0, 16);
       login = createToolLogin({
         authsec,
@@ -282,9 +305,11 @@ export async function openDefaults(options: DefaultsOptions): Promise<Defaults> 
             clientId,
             ...(options.clientSecret ? { clientSecret: options.clientSecret } : {}),
             resource: audience,
-            scopes: [...scopes],
+            scopes: allScopes(),
             logger,
           }),
+        handoff:
+          options.transport === 'stdio' && options.crossProcess === true ? { dataDir: env.dataDir } : false,
         remember:
           options.transport === 'stdio' && env.rememberLogin
             ? { file: join(env.dataDir, 'logins', `${appKey}.sealed`), masterKey }

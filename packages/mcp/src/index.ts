@@ -34,7 +34,10 @@ export {
 } from './http.js';
 export { type ArgsOf, type ToolInputSchema, USER_INFO_KEY, type ZodInputSchema } from './input-schema.js';
 export {
+  createEnvironmentLogin,
   createToolLogin,
+  type EnvironmentCredential,
+  type EnvironmentLoginOptions,
   type LoginCallbackRoute,
   type ToolLogin,
   type ToolLoginCallbackOptions,

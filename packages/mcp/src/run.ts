@@ -16,6 +16,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { openDefaults } from './defaults.js';
 import { type RunningHttpServer, startHttpServer } from './http.js';
 import { type AuthSecMcpServer, createAuthSecServer } from './server.js';
+import { createShutdown } from './shutdown.js';
 import type { AuthSecTool, LoginProvider } from './types.js';
 
 /** Options of {@link runMcpServerWithOAuth}. Anything absent comes from the `AUTHSEC_*` environment. */
@@ -211,6 +212,8 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
           clientSecret: options.clientSecret ?? env.clientSecret,
           login:
             options.login === undefined && (transport === 'stdio' || options.allowToolLoginOverHttp === true),
+          // A login finished by another process (the Inspector CLI starts one per call), ids bound to the folder.
+          crossProcess: transport === 'stdio',
         })
       : undefined;
   const { authsec, issuers, directory } = defaults
@@ -260,23 +263,14 @@ export async function runMcpServerWithOAuth(options: RunMcpServerOptions): Promi
     })();
     return closing;
   };
-  const exitOnClose = options.exitOnClose ?? options.stdio === undefined;
-  const shutdown = (reason: string): void => {
-    if (closing !== undefined) return;
-    logger.info('Shutting down', { reason });
-    void close().then(() => {
-      if (exitOnClose) process.exit(0);
-    });
-  };
-  if (options.handleSignals !== false) {
-    const onSignal = (signal: NodeJS.Signals) => shutdown(signal);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    cleanups.push(() => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    });
-  }
+  const { shutdown, dispose } = createShutdown({
+    logger,
+    close,
+    closing: () => closing !== undefined,
+    handleSignals: options.handleSignals !== false,
+    exitOnClose: options.exitOnClose ?? options.stdio === undefined,
+  });
+  cleanups.push(dispose);
 
   try {
     if (transport === 'stdio') {

@@ -15,8 +15,10 @@ import { type CallToolResult, ToolListChangedNotificationSchema } from '@modelco
 
 /** The app folder (`apps/stdio-server`). */
 export const APP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The built server the tests start, exactly as an MCP client would. */
+/** The built server on the MCP SDK v2 (both eras), exactly as an MCP client starts it. */
 export const MAIN_JS = join(APP_DIR, 'dist', 'main.js');
+/** The built server on the MCP SDK v1 line (`runMcpServerWithOAuth`), which the v1-client suites drive. */
+export const MAIN_V1_JS = join(APP_DIR, 'dist', 'main-v1.js');
 /** The built demo. */
 export const DEMO_JS = join(APP_DIR, 'dist', 'demo.js');
 
@@ -89,7 +91,7 @@ export function textOf(result: unknown): string {
 }
 
 /** `_meta['authsec/error'].code` of a refusal. */
-export function errorCode(result: CallToolResult): string | undefined {
+export function errorCode(result: { readonly _meta?: Record<string, unknown> }): string | undefined {
   return (result._meta?.['authsec/error'] as { code?: string } | undefined)?.code;
 }
 
@@ -112,35 +114,76 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** How a test starts a server process (`main`) as an MCP client would: a clean environment, stderr piped. */
+export function serverProcess(main: string, env: Record<string, string>) {
+  return {
+    command: process.execPath,
+    args: [main],
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? tmpdir(),
+      AUTHSEC_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stderr: 'pipe' as const,
+  };
+}
+
 /**
- * One MCP client with its own `apps/stdio-server` process (the way Claude, VS Code or the Inspector start it).
+ * One MCP client (SDK v1) with its own `apps/stdio-server` process on the v1 line (the way Claude, VS Code or
+ * the Inspector start it).
  * Every tool result it receives is kept in {@link StdioApp.results}, so that a test can check none of them
  * ever carried a token.
  */
-export class StdioApp {
-  readonly client = new Client({ name: 'authsec-e2e', version: '1.0.0' });
-  readonly transport: StdioClientTransport;
+/** What both test clients share: the process's stderr, the `list_changed` count, the browser login. */
+export abstract class LoginClient {
   readonly stderr: string[] = [];
-  /** Every `tools/call` result, in order. */
-  readonly results: CallToolResult[] = [];
   /** `notifications/tools/list_changed` received so far. */
   changes = 0;
+
+  /** `structuredContent` of a login tool's result. */
+  abstract login<T = Record<string, unknown>>(name: string, args?: Record<string, unknown>): Promise<T>;
+
+  /** Resolves once more than `seen` `tools/list_changed` notifications have arrived. */
+  changedSince(seen: number, ms = 10_000): Promise<void> {
+    return eventually(() => this.changes > seen, ms, 'notifications/tools/list_changed');
+  }
+
+  /**
+   * The brief's steps 2 to 4 with a real browser: `oauth_start`, sign in at `authorization_url` through the
+   * dev IdP's HTML form, follow the redirect back to this server's loopback callback, wait for `list_changed`.
+   * Returns the login's session id.
+   */
+  async browserLogin(user: { email: string; password: string }): Promise<string> {
+    const seen = this.changes;
+    const started = await this.login<{ status: string; session_id: string; authorization_url: string }>(
+      'oauth_start',
+    );
+    if (started.status !== 'ready_for_authentication')
+      throw new Error(`oauth_start: ${JSON.stringify(started)}`);
+    await followSignIn(started.authorization_url, user);
+    await this.changedSince(seen);
+    return started.session_id;
+  }
+
+  /** The last lines the server wrote to stderr (for failure messages). */
+  stderrTail(lines = 20): string {
+    return this.stderr.join('').trim().split('\n').slice(-lines).join('\n');
+  }
+}
+
+export class StdioApp extends LoginClient {
+  readonly client = new Client({ name: 'authsec-e2e', version: '1.0.0' });
+  readonly transport: StdioClientTransport;
+  /** Every `tools/call` result, in order. */
+  readonly results: CallToolResult[] = [];
   /** When each `notifications/tools/list_changed` arrived (ms since the epoch). */
   readonly changeTimes: number[] = [];
   pid: number | undefined;
 
   constructor(env: Record<string, string>) {
-    this.transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [MAIN_JS],
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? tmpdir(),
-        AUTHSEC_LOG_LEVEL: 'warn',
-        ...env,
-      },
-      stderr: 'pipe',
-    });
+    super();
+    this.transport = new StdioClientTransport(serverProcess(MAIN_V1_JS, env));
     this.transport.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString('utf8')));
     this.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
       this.changes++;
@@ -173,11 +216,6 @@ export class StdioApp {
     return (result.structuredContent ?? JSON.parse(textOf(result))) as T;
   }
 
-  /** Resolves once more than `seen` `tools/list_changed` notifications have arrived. */
-  changedSince(seen: number, ms = 10_000): Promise<void> {
-    return eventually(() => this.changes > seen, ms, 'notifications/tools/list_changed');
-  }
-
   /** Resolves once a `tools/list_changed` notification arrives at or after `time` (ms since the epoch). */
   changedAfter(time: number, ms = 10_000): Promise<void> {
     return eventually(
@@ -187,35 +225,22 @@ export class StdioApp {
     );
   }
 
-  /**
-   * The brief's steps 2 to 4 with a real browser: `oauth_start`, sign in at `authorization_url` through the
-   * dev IdP's HTML form, follow the redirect back to this server's loopback callback, wait for `list_changed`.
-   * Returns the login's session id.
-   */
-  async browserLogin(user: { email: string; password: string }): Promise<string> {
-    const seen = this.changes;
-    const started = await this.login<{ status: string; session_id: string; authorization_url: string }>(
-      'oauth_start',
-    );
-    if (started.status !== 'ready_for_authentication')
-      throw new Error(`oauth_start: ${JSON.stringify(started)}`);
-    const back = await signIn(started.authorization_url, user.email, user.password);
-    const callback = await fetch(back);
-    await callback.arrayBuffer();
-    if (!callback.ok) throw new Error(`the login callback answered ${callback.status}`);
-    await this.changedSince(seen);
-    return started.session_id;
-  }
-
-  /** The last lines the server wrote to stderr (for failure messages). */
-  stderrTail(lines = 20): string {
-    return this.stderr.join('').trim().split('\n').slice(-lines).join('\n');
-  }
-
   /** Closes the client: stdin ends, the server shuts down and exits. Resolves once the process is gone. */
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/** What a browser does with an authorization URL: sign in, follow the redirect to the callback. */
+export async function followSignIn(
+  authorizationUrl: string,
+  user: { email: string; password: string },
+): Promise<string> {
+  const back = await signIn(authorizationUrl, user.email, user.password);
+  const callback = await fetch(back);
+  const page = await callback.text();
+  if (!callback.ok) throw new Error(`the login callback answered ${callback.status}: ${page.slice(0, 200)}`);
+  return page;
 }
 
 /**

@@ -1,4 +1,9 @@
 export {
+  createEnvironmentLogin,
+  type EnvironmentCredential,
+  type EnvironmentLoginOptions,
+} from './environment.js';
+export {
   createToolLogin,
   type LoginCallbackRoute,
   type ToolLogin,

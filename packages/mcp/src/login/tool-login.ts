@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import {
   type AuthSec,
   AuthSecError,
@@ -28,7 +29,10 @@ import {
   createCallbackHandler,
   createCallbackServer,
 } from './callback-server.js';
+import { createLoginHandoff, type LoginHandoff } from './handoff.js';
+import { createChangeListeners } from './listeners.js';
 import { createRememberedLogin, type RememberedLogin } from './remember.js';
+import { createSessionIdBinding, type SessionIdBinding } from './session-binding.js';
 import { defineLoginTool, jsonResult, type LoginToolSpec } from './tool-results.js';
 
 /** Where the authorization code flow's loopback listener (RFC 8252) listens. */
@@ -90,6 +94,14 @@ export interface ToolLoginOptions<M = unknown> {
    * process serves one local user and wrong when connections come from different people (HTTP).
    */
   readonly remember?: ToolLoginRememberOptions | false;
+  /**
+   * Cross-process login for stdio (clients that start a new server process per call, as the MCP Inspector CLI
+   * does): the code flow's loopback callback is served by a detached helper of this data folder that outlives
+   * the process, and any process on the folder finishes a login whose `session_id` it is given. Every
+   * `session_id` is then bound to the folder by an HMAC under a 0600 key file there: one from another folder
+   * or OS user is refused (`PERMISSION_DENIED`, `reason: 'session_binding'`). Excludes `callback`. Default: off.
+   */
+  readonly handoff?: { readonly dataDir: string } | false;
   /**
    * Refresh an access token this long before it expires, ms (at most half its lifetime). Default 30000. With a
    * refresh token, a login stays alive (refreshed in the background) until the session's own lifetime ends.
@@ -153,6 +165,8 @@ const MAX_TIMER_MS = 2_147_000_000;
 const RETRY_MS = 30_000;
 const DEVICE_REDIRECT = 'urn:ietf:params:oauth:grant-type:device_code';
 const PASTED_REDIRECT = 'urn:authsec:pasted-token';
+/** How often a process with a pending handed-off login looks for its callback, ms. */
+const HANDOFF_POLL_MS = 250;
 
 /** True when this machine probably cannot open a browser (for `flow: 'auto'`). */
 function looksHeadless(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform) {
@@ -222,7 +236,14 @@ function checkOptions<M>(options: ToolLoginOptions<M>) {
   if (!Number.isSafeInteger(recheck) || recheck < 0) {
     throw new TypeError('createToolLogin: recheckIntervalMs must be an integer >= 0');
   }
-  return { flow, host, port, path, redirectUri, remember, margin, recheck } as const;
+  const handoff = options.handoff === undefined ? false : options.handoff;
+  if (handoff !== false) {
+    if (typeof handoff?.dataDir !== 'string' || handoff.dataDir === '')
+      throw new TypeError('createToolLogin: handoff needs { dataDir }, or false');
+    if (options.callback !== undefined)
+      throw new TypeError('createToolLogin: handoff excludes callback (the helper serves the callback)');
+  }
+  return { flow, host, port, path, redirectUri, remember, margin, recheck, handoff } as const;
 }
 
 /**
@@ -255,12 +276,22 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
       ? undefined
       : createRememberedLogin(config.remember.file, config.remember.masterKey, logger);
 
+  const handoff: LoginHandoff | undefined =
+    config.handoff === false ? undefined : createLoginHandoff({ dataDir: config.handoff.dataDir });
+  const binding: SessionIdBinding | undefined =
+    config.handoff === false
+      ? undefined
+      : createSessionIdBinding(join(config.handoff.dataDir, 'login-callback', 'session-id.key'));
+  /** The `session_id` a client sees, and the store's id of one it presents (refused when foreign). */
+  const publicId = (sessionId: string): string => (binding ? binding.wrap(sessionId) : sessionId);
+  const storeId = (presented: string): string => (binding ? binding.unwrap(presented) : presented);
+
   const connections = new Map<string, ConnectionState>();
   const pendingLogins = new Map<string, PendingLogin>();
   const sessionByState = new Map<string, string>();
   const failures = new Map<string, Failure>();
   const refreshing = new Map<string, Promise<SessionTokens | undefined>>();
-  const listeners = new Set<(connectionId: string) => void>();
+  const listeners = createChangeListeners(logger);
   let closed = false;
 
   // ------------------------------------------------------------------------------------------------------
@@ -291,15 +322,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     return state;
   };
 
-  const fire = (connectionId: string): void => {
-    for (const listener of [...listeners]) {
-      try {
-        listener(connectionId);
-      } catch (error) {
-        logger.error('A login change listener failed', { cause: String(error) });
-      }
-    }
-  };
+  const fire = (connectionId: string): void => listeners.fire(connectionId);
 
   const recordFailure = (sessionId: string, error: unknown): void => {
     const err = toAuthSecError(error);
@@ -652,6 +675,16 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
       };
     }
     const pending = forgetPending(sessionId)!;
+    return finishCallback(sessionId, url.searchParams, pending.connectionId);
+  };
+
+  /** Finishes a code-flow login from its callback's query, for `connectionId` (never throws). */
+  const finishCallback = async (
+    sessionId: string,
+    params: URLSearchParams,
+    connectionId: string,
+  ): Promise<CallbackPage> => {
+    const state = params.get('state') ?? '';
     let consumed: Awaited<ReturnType<SessionStore['consumePending']>>;
     try {
       consumed = await sessions.consumePending(state);
@@ -670,17 +703,20 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
             message: 'The server is temporarily unavailable; try again.',
           };
     }
-    if (consumed.sessionId !== sessionId) throw new Error('The session store returned another session');
+    if (consumed.sessionId !== sessionId) {
+      recordFailure(sessionId, new AuthSecError('BAD_REQUEST', 'The callback belongs to another login'));
+      return { status: 400, title: 'Login failed', message: 'This callback belongs to another login.' };
+    }
     try {
       const oauth = await getOAuth();
       const tokens = await oauth.exchangeCode({
-        params: url.searchParams,
+        params,
         state,
         codeVerifier: consumed.pending.codeVerifier,
         nonce: consumed.pending.nonce,
         redirectUri: consumed.pending.redirectUri,
       });
-      const principal = await completeLogin(sessionId, pending.connectionId, tokens, 'oauth_callback');
+      const principal = await completeLogin(sessionId, connectionId, tokens, 'oauth_callback');
       return {
         status: 200,
         title: 'Login complete',
@@ -695,6 +731,31 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
         message: `${err.expose ? err.message : 'The server could not complete the login'}. Start again with oauth_start.`,
       };
     }
+  };
+
+  /**
+   * With the handoff, the helper receives this process's callbacks: while a code-flow login it started is
+   * pending, look for its callback (another process may take it first, and finish the login there).
+   */
+  let handoffTimer: NodeJS.Timeout | undefined;
+  const watchHandoff = (): void => {
+    if (handoff === undefined || handoffTimer !== undefined || closed) return;
+    handoffTimer = setInterval(() => {
+      let waiting = false;
+      for (const [sessionId, pending] of [...pendingLogins]) {
+        if (pending.abort !== undefined) continue;
+        waiting = true;
+        const params = handoff.claim(sessionId);
+        if (params === undefined) continue;
+        forgetPending(sessionId);
+        void finishCallback(sessionId, params, pending.connectionId);
+      }
+      if (!waiting || closed) {
+        clearInterval(handoffTimer);
+        handoffTimer = undefined;
+      }
+    }, HANDOFF_POLL_MS);
+    handoffTimer.unref();
   };
 
   // The redirect URI's route: on the application's server (`redirectUri`), or on a loopback listener of ours.
@@ -741,14 +802,14 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
 
   const authenticatedBody = (sessionId: string, principal: Principal): Record<string, unknown> => ({
     status: 'authenticated',
-    session_id: sessionId,
+    session_id: publicId(sessionId),
     user_info: toUserInfo(principal),
     accessible_tools: accessibleTools(principal),
   });
 
   const statusBody = (status: Status, sessionId: string | undefined, message: string) => ({
     status,
-    ...(sessionId === undefined ? {} : { session_id: sessionId }),
+    ...(sessionId === undefined ? {} : { session_id: publicId(sessionId) }),
     message,
   });
 
@@ -769,6 +830,18 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
       return jsonResult(statusBody('not_found', sessionId, 'No such login. Call oauth_start to log in.'));
     }
     if (record.status === 'pending') {
+      // Handed off: the browser may have finished a login another (perhaps gone) process started.
+      const params = handoff?.claim(sessionId);
+      if (params !== undefined) {
+        forgetPending(sessionId);
+        stateOf(connectionId);
+        const page = await finishCallback(sessionId, params, connectionId);
+        if (page.status === 200) return presentSession(connectionId, sessionId);
+        return jsonResult({
+          ...statusBody('logged_out', sessionId, 'The login failed. Call oauth_start to log in.'),
+          ...failureFields(sessionId),
+        });
+      }
       return jsonResult(
         statusBody(
           'ready_for_authentication',
@@ -848,20 +921,24 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     prunePending(stateOf(connectionId));
 
     if (!wantsDevice) {
-      const redirectUri = await callbackServer.start();
-      const created = await sessions.createPending({
-        codeVerifier,
-        nonce,
-        redirectUri,
-        binding: connectionId,
-      });
+      const handedOff = handoff === undefined ? undefined : await handoff.begin();
+      let created: Awaited<ReturnType<SessionStore['createPending']>>;
       let url: URL;
       try {
-        url = await oauth.authorizationRequest({ redirectUri, state: created.state, nonce, codeVerifier });
+        const redirectUri = handedOff?.redirectUri ?? (await callbackServer.start());
+        created = await sessions.createPending({ codeVerifier, nonce, redirectUri, binding: connectionId });
+        try {
+          url = await oauth.authorizationRequest({ redirectUri, state: created.state, nonce, codeVerifier });
+        } catch (error) {
+          endPendingQuietly(created.sessionId);
+          throw error;
+        }
       } catch (error) {
-        endPendingQuietly(created.sessionId);
+        handedOff?.abandon();
         throw error;
       }
+      handedOff?.expect(created.state, created.sessionId, created.expiresAt);
+      watchHandoff();
       pendingLogins.set(created.sessionId, {
         connectionId,
         state: created.state,
@@ -872,7 +949,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
       stateOf(connectionId).pending.push(created.sessionId);
       return jsonResult({
         status: 'ready_for_authentication',
-        session_id: created.sessionId,
+        session_id: publicId(created.sessionId),
         authorization_url: url.href,
         expires_at: new Date(created.expiresAt).toISOString(),
         instructions:
@@ -918,7 +995,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     const verificationUrl = device.verificationUriComplete ?? device.verificationUri;
     return jsonResult({
       status: 'ready_for_authentication',
-      session_id: sessionId,
+      session_id: publicId(sessionId),
       authorization_url: verificationUrl,
       verification_uri: device.verificationUri,
       user_code: device.userCode,
@@ -1051,7 +1128,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
       { session_id: SESSION_ID_MAX, jwt_token: JWT_MAX },
       async (connectionId, args) => {
         if (args.jwt_token !== undefined) return authenticatePasted(connectionId, args.jwt_token);
-        if (args.session_id !== undefined) return presentSession(connectionId, args.session_id);
+        if (args.session_id !== undefined) return presentSession(connectionId, storeId(args.session_id));
         if (stateOf(connectionId).attached) return ownStatus(connectionId);
         throw new AuthSecError('BAD_REQUEST', 'Give session_id (from oauth_start) or jwt_token', {
           details: { fields: ['session_id', 'jwt_token'] },
@@ -1067,7 +1144,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
       { session_id: SESSION_ID_MAX },
       (connectionId, args) =>
         args.session_id !== undefined
-          ? presentSession(connectionId, args.session_id)
+          ? presentSession(connectionId, storeId(args.session_id))
           : ownStatus(connectionId),
     ),
     tool(
@@ -1091,7 +1168,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
         if (principal && state.attached) {
           return jsonResult({
             status: 'authenticated',
-            session_id: state.attached.sessionId,
+            session_id: publicId(state.attached.sessionId),
             user_info: toUserInfo(principal),
           });
         }
@@ -1111,20 +1188,16 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
     callbackRoute,
     principalFor,
     sessionIdFor: (connectionId) => connections.get(connectionId)?.attached?.sessionId,
-    onChange(listener) {
-      if (typeof listener !== 'function') throw new TypeError('onChange: listener must be a function');
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
-    },
+    onChange: (listener) => listeners.add(listener),
     disconnect(connectionId) {
       const state = connections.get(connectionId);
       if (!state) return;
       clearTimer(state.attached);
       for (const sessionId of [...state.pending]) {
-        forgetPending(sessionId)?.abort?.abort();
-        endPendingQuietly(sessionId);
+        const pending = forgetPending(sessionId);
+        pending?.abort?.abort();
+        // A handed-off code-flow login outlives its connection: another process may finish it.
+        if (handoff === undefined || pending?.abort !== undefined) endPendingQuietly(sessionId);
       }
       connections.delete(connectionId);
     },
@@ -1133,6 +1206,7 @@ export function createToolLogin<M = unknown>(options: ToolLoginOptions<M>): Tool
       closed = true;
       for (const state of connections.values()) clearTimer(state.attached);
       for (const pending of pendingLogins.values()) pending.abort?.abort();
+      if (handoffTimer !== undefined) clearInterval(handoffTimer);
       connections.clear();
       pendingLogins.clear();
       sessionByState.clear();

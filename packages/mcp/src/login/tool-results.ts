@@ -19,7 +19,8 @@ export function loginErrorResult(error: unknown): ToolResult {
       : err.expose
         ? err.message
         : 'The server could not complete the login.';
-  const body = { status: 'error', error: err.code, message };
+  const reason = err.expose && typeof err.details.reason === 'string' ? err.details.reason : undefined;
+  const body = { status: 'error', error: err.code, ...(reason === undefined ? {} : { reason }), message };
   return { ...jsonResult(body), isError: true, _meta: { [ERROR_META_KEY]: { code: err.code } } };
 }
 

@@ -2,7 +2,8 @@
  * @authsec/mcp/v2: AuthSec for the MCP TypeScript SDK v2 (`@modelcontextprotocol/server` 2.x), both protocol
  * eras. `protect(authsec, { name, version })` in place of `new McpServer(...)`, one `requirement` per tool,
  * resource and prompt; serve it with `startMcpV2HttpServer` / `createMcpV2HttpHandler` (the request pipeline of
- * `@authsec/core` in front of the SDK's handler) or with the SDK's own entries through `server.factory`.
+ * `@authsec/core` in front of the SDK's handler) or with the SDK's own entries through `server.factory`;
+ * over stdio with `serveProtectedStdio` / `runMcpV2StdioServer` (both eras, the `oauth_*` login).
  *
  * @packageDocumentation
  */
@@ -23,6 +24,7 @@ export {
   type StartMcpV2HttpServerOptions,
   startMcpV2HttpServer,
 } from './http.js';
+export { type RunMcpV2StdioOptions, type RunningMcpV2StdioServer, runMcpV2StdioServer } from './run.js';
 export {
   type Access,
   type ArgsOf,
@@ -39,3 +41,10 @@ export {
   protect,
   ResourceTemplate,
 } from './server.js';
+export {
+  type ProtectedStdioHandle,
+  type ServeProtectedStdioOptions,
+  STDIO_CONNECTION_ID,
+  serveProtectedStdio,
+} from './stdio.js';
+export { declareTools, type ToolChannel } from './tools.js';
