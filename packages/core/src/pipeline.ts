@@ -12,7 +12,7 @@
  */
 
 import type { AuthSec, Decision, RequirementInput, UseAction, UseInput } from './engine.js';
-import { AuthSecError, type ErrorResponse, isAuthSecError, toAuthSecError } from './errors.js';
+import { AuthSecError, type ErrorResponse, isAuthSecError } from './errors.js';
 import { isLoopbackHost } from './loopback.js';
 import {
   type ResourceAuthInfo,

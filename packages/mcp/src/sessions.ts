@@ -129,8 +129,8 @@ export function createSessionTable<S extends LegacySession>(options: SessionTabl
     },
     add(id, session) {
       sessions.set(id, session);
-      let ids = byOwner.get(session.owner);
-      if (ids === undefined) byOwner.set(session.owner, (ids = new Set()));
+      const ids = byOwner.get(session.owner) ?? new Set<string>();
+      byOwner.set(session.owner, ids);
       ids.add(id);
     },
     forget: remove,

@@ -111,7 +111,9 @@ describe('AuthSecModule and the application logger', () => {
     // Nest's Logger passes `error(message, stack, context)`: the message and the context are ours.
     const errors = ours.filter((line) => line.level === 'error').map((line) => line.args[0]);
     expect(errors).toContain('Audit sink failed to accept an event {"cause":"Error: audit sink is down"}');
-    expect(errors).toContain('The directory failed to resolve a caller {"cause":"Error: directory exploded"}');
+    expect(errors).toContain(
+      'The directory failed to resolve a caller {"cause":"Error: directory exploded"}',
+    );
     const text = JSON.stringify(logger.lines);
     for (const secret of [token, broken, token.split('.')[2]!, broken.split('.')[1]!, SECRET_ARGUMENT]) {
       expect(text).not.toContain(secret);
