@@ -7,8 +7,8 @@
 
 import { isAuthSecError } from '@authsec/core';
 import type { CallToolResult, StandardSchemaWithJSON, ToolAnnotations } from '@modelcontextprotocol/server';
-import { USER_INFO_KEY } from '../input-schema.js';
 import type { AuthSecTool, PublicToolContext } from '../types.js';
+import { USER_INFO_KEY } from '../user-info.js';
 import type { AuthSecContext, ProtectedMcpServer } from './server.js';
 
 /** Where declared tools run: the connection id the login keys its state by, and its login session. */
