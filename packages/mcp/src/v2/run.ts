@@ -88,6 +88,7 @@ export async function runMcpV2StdioServer(options: RunMcpV2StdioOptions): Promis
     handle = await serveProtectedStdio(server, {
       ...(defaults.login === undefined ? {} : { login: defaults.login }),
       ...(options.legacy === undefined ? {} : { legacy: options.legacy }),
+      directory: defaults.storage.directory,
       transport: new StdioServerTransport(options.stdio?.stdin, options.stdio?.stdout),
       onerror: (error) =>
         defaults.authsec.logger.warn('The stdio entry reported an error', { cause: String(error) }),

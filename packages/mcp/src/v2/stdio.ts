@@ -6,7 +6,7 @@
  * instance and discard it, so the factory only builds.
  */
 
-import type { Principal } from '@authsec/core';
+import type { DirectoryChange, Principal, PrincipalDirectory } from '@authsec/core';
 import {
   isJSONRPCRequest,
   type JSONRPCMessage,
@@ -29,6 +29,12 @@ export interface ServeProtectedStdioOptions {
    * credentials from the environment (`AUTHSEC_ACCESS_TOKEN`, no tools). Default: nobody (public primitives only).
    */
   readonly login?: LoginProvider;
+  /**
+   * The directory whose grant changes (`authsec grant` in another process, through the PostgreSQL change feed)
+   * should refresh the caller's tools. A change reaches this connection only when it concerns the caller's
+   * tenant (and subject, for a per-subject change). Pass the engine's. Default: none.
+   */
+  readonly directory?: PrincipalDirectory;
   /** The SDK's handling of a 2025-era opening: `'serve'` (default) or `'reject'`. */
   readonly legacy?: 'serve' | 'reject';
   /** The wire. Default: a `StdioServerTransport` over `process.stdin`/`process.stdout`. */
@@ -128,9 +134,21 @@ export async function serveProtectedStdio(
   };
   // Resumes a remembered login (a side effect) here, once, before the SDK may call the factory.
   await update();
-  const unsubscribe = login?.onChange(() => {
+  const stopLogin = login?.onChange(() => {
     void update();
   });
+  const concerns = (change: DirectoryChange): boolean =>
+    change.tenantId === null ||
+    (principal !== undefined &&
+      principal.tenantId === change.tenantId &&
+      (change.subject === null || change.subject === principal.subject));
+  const stopDirectory = options.directory?.subscribe?.((change) => {
+    if (concerns(change)) void update();
+  });
+  const unsubscribe = (): void => {
+    stopLogin?.();
+    stopDirectory?.();
+  };
 
   const factory: McpServerFactory = () => {
     const instance = server.instance(principal);
@@ -153,7 +171,7 @@ export async function serveProtectedStdio(
       if (isJSONRPCRequest(message)) await update();
     },
     () => {
-      unsubscribe?.();
+      unsubscribe();
       live.clear();
       resolveClosed();
     },
@@ -166,7 +184,7 @@ export async function serveProtectedStdio(
   return {
     closed,
     async close() {
-      unsubscribe?.();
+      unsubscribe();
       await handle.close();
       resolveClosed();
     },

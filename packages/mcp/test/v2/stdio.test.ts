@@ -9,8 +9,9 @@ import { InMemoryTransport } from '@modelcontextprotocol/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { protect as protectTool } from '../../src/protect.js';
 import { declareTools, type ProtectedMcpServer, protect, serveProtectedStdio } from '../../src/v2/index.js';
-import { JOHN, JOHN_TOOLS } from '../fixtures/sample-tools.js';
+import { ALICE, JOHN, JOHN_TOOLS } from '../fixtures/sample-tools.js';
 import { createTestEngine, eventually, sampleTools } from '../helpers/app.js';
+import { FakeDirectory } from '../helpers/fake-directory.js';
 import { FakeLoginProvider } from '../helpers/fake-login-provider.js';
 
 type Era = 'modern' | 'legacy';
@@ -19,8 +20,8 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close().catch(() => {});
 });
 
-async function serve(era: Era) {
-  const engine = createTestEngine();
+async function serve(era: Era, directory?: FakeDirectory) {
+  const engine = createTestEngine(directory ? { directory } : {});
   const login = new FakeLoginProvider(engine.authsec);
   let lookups = 0;
   let lookupsInFactory = 0;
@@ -41,7 +42,11 @@ async function serve(era: Era) {
     return made;
   };
   const [serverSide, clientSide] = InMemoryTransport.createLinkedPair();
-  const handle = await serveProtectedStdio(server, { login, transport: serverSide });
+  const handle = await serveProtectedStdio(server, {
+    login,
+    transport: serverSide,
+    ...(directory ? { directory } : {}),
+  });
   const lookupsAtStart = lookups;
   const client = new Client(
     { name: 'stdio-test-client', version: '1.0.0' },
@@ -100,6 +105,28 @@ describe.each<Era>(['modern', 'legacy'])('serveProtectedStdio, %s era', (era) =>
     await eventually(() => expect(s.stats().changes).toBeGreaterThan(seen));
     expect(await s.names()).toEqual(PUBLIC_LOGIN_TOOLS);
     await expect(s.client.callTool({ name: 'hello', arguments: {} })).rejects.toMatchObject({ code: -32602 });
+  });
+
+  it('a grant change of the caller refreshes the tools, with list_changed; another tenant’s or subject’s does not', async () => {
+    const directory = new FakeDirectory();
+    const s = await serve(era, directory);
+    // Like the real login: the token is verified (and resolved through the directory) on every check.
+    const token = s.engine.token(ALICE);
+    s.login.principalFor = async () => s.engine.authsec.authenticate(token);
+    s.login.login('stdio', await s.engine.principal(ALICE));
+    await eventually(async () => expect(await s.names()).toContain('hello'));
+    expect(await s.names()).not.toContain('admin_panel');
+    const seen = s.stats().changes;
+    directory.extraRoles.set(ALICE.sub, ['admin']);
+    directory.announce({ tenantId: 'other-tenant', subject: null });
+    directory.announce({ tenantId: ALICE.tenant_id, subject: 'someone-else' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(s.stats().changes).toBe(seen);
+    directory.announce({ tenantId: ALICE.tenant_id, subject: ALICE.sub });
+    await eventually(() => expect(s.stats().changes).toBeGreaterThan(seen));
+    expect(await s.names()).toContain('admin_panel');
+    await s.handle.close();
+    expect(directory.subscribers).toBe(0);
   });
 
   it('a login that cannot be checked counts as nobody (fail closed)', async () => {
