@@ -7,7 +7,7 @@
  * (or `AUTHSEC_ACCESS_TOKEN_FILE`) replaces the login. Only MCP messages go to stdout.
  */
 import { isAuthSecError } from '@authsec/core';
-import { runMcpV2StdioServer } from '@authsec/mcp/v2';
+import { runMcpV2StdioServer } from '@authsec/mcp/v2/stdio';
 import { createSampleTools } from '@authsec/sample-tools';
 
 try {

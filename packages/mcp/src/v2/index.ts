@@ -2,8 +2,8 @@
  * @authsec/mcp/v2: AuthSec for the MCP TypeScript SDK v2 (`@modelcontextprotocol/server` 2.x), both protocol
  * eras. `protect(authsec, { name, version })` in place of `new McpServer(...)`, one `requirement` per tool,
  * resource and prompt; serve it with `startMcpV2HttpServer` / `createMcpV2HttpHandler` (the request pipeline of
- * `@authsec/core` in front of the SDK's handler) or with the SDK's own entries through `server.factory`;
- * over stdio with `serveProtectedStdio` / `runMcpV2StdioServer` (both eras, the `oauth_*` login).
+ * `@authsec/core` in front of the SDK's handler) or with the SDK's own entries through `server.factory`.
+ * Nothing here reaches the v1 SDK, in code or declarations. Over stdio: `@authsec/mcp/v2/stdio`.
  *
  * @packageDocumentation
  */
@@ -15,6 +15,7 @@ export type {
   McpHttpHandler,
   RunningHttpServer,
 } from '../endpoint.js';
+export { type ChangeScope, concerns, EVERYONE, type ScopedEventBus } from './events.js';
 export {
   createMcpV2Adapter,
   createMcpV2Endpoint,
@@ -24,7 +25,6 @@ export {
   type StartMcpV2HttpServerOptions,
   startMcpV2HttpServer,
 } from './http.js';
-export { type RunMcpV2StdioOptions, type RunningMcpV2StdioServer, runMcpV2StdioServer } from './run.js';
 export {
   type Access,
   type ArgsOf,
@@ -36,15 +36,10 @@ export {
   type AuthSecSchema,
   type AuthSecToolConfig,
   type AuthSecToolHandler,
+  type Change,
+  type InstanceOptions,
   type ProtectedMcpServer,
   type ProtectOptions,
   protect,
   ResourceTemplate,
 } from './server.js';
-export {
-  type ProtectedStdioHandle,
-  type ServeProtectedStdioOptions,
-  STDIO_CONNECTION_ID,
-  serveProtectedStdio,
-} from './stdio.js';
-export { declareTools, type ToolChannel } from './tools.js';
