@@ -1,8 +1,11 @@
 /**
- * The load side: callers that speak MCP over Streamable HTTP with `fetch` (keep-alive), in the legacy protocol
- * era (`2025-11-25`): a stateful session per caller (`initialize`, `notifications/initialized`), then
- * `tools/call` after `tools/call`, each answer classified against the decision the caller's grants imply.
+ * The load side: callers that speak MCP over Streamable HTTP in the legacy protocol era (`2025-11-25`): a
+ * stateful session per caller (`initialize`, `notifications/initialized`, with `fetch`), then `tools/call`
+ * after `tools/call` over `node:http` with a keep-alive agent (a fraction of `fetch`'s client CPU, which on a
+ * 2-core machine is CPU the servers under test do not get), each answer classified against the decision the
+ * caller's grants imply.
  */
+import { Agent, request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Caller, expectedAllowed, expectedText, type FaultTool, toolOf } from './world.js';
 
@@ -104,9 +107,44 @@ export async function openSession(url: string, token: string): Promise<string> {
   return sessionId;
 }
 
+/** Keep-alive connections for the calls, as many as there are callers at once. */
+const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+
+interface Answer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly retryAfter: string | undefined;
+  readonly text: string;
+}
+
+/** POSTs `body` to `url` on the keep-alive agent; rejects on a connection error. */
+function post(url: URL, headers: Record<string, string>, body: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: res.headers['content-type'] ?? '',
+            retryAfter: res.headers['retry-after'],
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** Calls `tool` once in the session and classifies the answer. */
 export async function callTool(
-  url: string,
+  url: URL,
   caller: Caller,
   sessionId: string,
   tool: FaultTool,
@@ -121,25 +159,17 @@ export async function callTool(
     at: Date.now(),
     detail,
   });
-  let status: number;
-  let text: string;
-  let response: Response;
+  let response: Answer;
   try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: mcpHeaders(caller.token, sessionId),
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id,
-        method: 'tools/call',
-        params: { name: tool, arguments: args },
-      }),
-    });
-    status = response.status;
-    text = await response.text();
+    response = await post(
+      url,
+      mcpHeaders(caller.token, sessionId),
+      JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: tool, arguments: args } }),
+    );
   } catch (error) {
-    return fail(`request failed: ${String((error as Error)?.cause ?? error)}`);
+    return fail(`request failed: ${String(error)}`);
   }
+  const { status, text } = response;
   const at = Date.now();
   if (status === 503) {
     let code: unknown;
@@ -149,13 +179,13 @@ export async function callTool(
       return fail(`503 without a JSON body: ${text.slice(0, 200)}`);
     }
     if (code !== 'SERVICE_UNAVAILABLE') return fail(`503 with code ${String(code)}`);
-    if (response.headers.get('retry-after') === null) return fail('503 without Retry-After');
+    if (response.retryAfter === undefined) return fail('503 without Retry-After');
     return { ...base, kind: 'refused', right: true, at };
   }
   if (status !== 200) return fail(`HTTP ${status}: ${text.slice(0, 200)}`);
   let answer: RpcAnswer | undefined;
   try {
-    answer = parseRpc(response.headers.get('content-type') ?? '', text);
+    answer = parseRpc(response.contentType, text);
   } catch {
     return fail(`unparsable answer: ${text.slice(0, 200)}`);
   }
@@ -192,7 +222,7 @@ export async function drive(callers: readonly Caller[], sessions: readonly strin
   const backoffMs = options.backoffMs ?? 50;
   await Promise.all(
     callers.map(async (caller, i) => {
-      const url = options.urlOf(caller);
+      const url = new URL(options.urlOf(caller));
       const sessionId = sessions[i]!;
       for (let k = 0; options.more(); k++) {
         const tool = toolOf(caller.index, k);

@@ -19,8 +19,11 @@ export interface OwnPostgres {
   /** `postgresql://postgres@127.0.0.1:<port>/postgres`. */
   readonly url: string;
   readonly port: number;
-  /** Stops the server (`pg_ctl stop -m fast`: every connection is terminated), waiting until it is down. */
-  stop(): Promise<void>;
+  /**
+   * Stops the server, waiting until it is down: `fast` (default) terminates every session with a FATAL message;
+   * `immediate` kills the processes without one, as a crash would (the next start recovers from the WAL).
+   */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
   /** Starts it again on the same port and data, waiting until it accepts connections. */
   start(): Promise<void>;
   /** Stops it (when running) and deletes its data folder. Never throws. */
@@ -78,8 +81,8 @@ export async function startOwnPostgres(pgbin: string): Promise<OwnPostgres> {
     ]);
     running = true;
   };
-  const stop = async () => {
-    await server('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop']);
+  const stop = async (mode: 'fast' | 'immediate' = 'fast') => {
+    await server('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '30', 'stop']);
     running = false;
   };
   try {

@@ -1,7 +1,7 @@
 /**
  * PostgreSQL stopped and restarted under load, across the four HTTP mounts (Express, Fastify, NestJS on Express
- * and on Fastify), on a PostgreSQL server of this test's own (`pg_ctl stop -m fast`, then `start`; never the
- * shared `PG_URL` server). Callers are dev IdP users whose roles come from the directory; every decision goes to
+ * and on Fastify), on a PostgreSQL server of this test's own (`pg_ctl stop -m fast`, and `-m immediate` as a
+ * crash, then `start`; never the shared `PG_URL` server). Callers are dev IdP users whose roles come from the directory; every decision goes to
  * the PostgreSQL audit sink. The test asserts:
  *
  * - while the database is down (once the documented window has passed: warm entries until the next database
@@ -40,7 +40,10 @@ const RECOVERY_MS = 5000;
 
 const mountOf = (caller: Caller): MountName => MOUNTS[caller.index % MOUNTS.length]!;
 
-describe('PostgreSQL stopped and restarted under load, across the HTTP mounts', () => {
+describe.each([
+  { mode: 'fast' as const, how: 'stopped (pg_ctl stop -m fast)' },
+  { mode: 'immediate' as const, how: 'killed (pg_ctl stop -m immediate, as a crash)' },
+])('PostgreSQL $how and restarted under load, across the HTTP mounts', ({ mode }) => {
   let pg: OwnPostgres | undefined;
   let world: World | undefined;
   let fleet: Fleet | undefined;
@@ -99,7 +102,7 @@ describe('PostgreSQL stopped and restarted under load, across the HTTP mounts', 
       await new Promise((r) => setTimeout(r, 1000));
 
       const stopAt = Date.now();
-      await pg.stop();
+      await pg.stop(mode);
       const downAt = Date.now();
       await new Promise((r) => setTimeout(r, DOWN_MS));
       const startAt = Date.now();
@@ -170,7 +173,7 @@ describe('PostgreSQL stopped and restarted under load, across the HTTP mounts', 
       );
       const firstRefusal = Math.min(...refused.map((o) => o.at - stopAt));
       process.stdout.write(
-        `postgres restart: ${outcomes.length} calls (${decided.length} decided, ${refused.length} refused); ` +
+        `postgres restart (${mode}): ${outcomes.length} calls (${decided.length} decided, ${refused.length} refused); ` +
           `stop took ${downAt - stopAt} ms, first refusal +${firstRefusal} ms, last decision while down +${lastDecision} ms; ` +
           `start took ${upAt - startAt} ms; served again after ${[...recoveredBy].map(([m, ms]) => `${m} ${ms} ms`).join(', ')}; ` +
           `audit rows ${rows.allow + rows.deny} for ${decided.length} decisions, refused counted by the sink ${stats.audit.refused}\n`,
