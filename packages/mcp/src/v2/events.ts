@@ -45,9 +45,13 @@ export interface ScopedEventBus extends ServerEventBus {
 
 /**
  * Creates a {@link ScopedEventBus}. `publish` (the SDK's `notify.*` sugar) reaches every stream; a listener that
- * throws is reported to `onerror` and does not stop delivery to the others.
+ * throws is reported to `onerror` and does not stop delivery to the others. `onListeners` hears the number of
+ * open streams whenever it changes.
  */
-export function createScopedEventBus(onerror?: (error: Error) => void): ScopedEventBus {
+export function createScopedEventBus(
+  onerror?: (error: Error) => void,
+  onListeners?: (count: number) => void,
+): ScopedEventBus {
   const listeners = new Map<(event: ServerEvent) => void, Principal | undefined>();
   const publishTo: ScopedEventBus['publishTo'] = (event, scope, may) => {
     for (const [listener, principal] of [...listeners]) {
@@ -62,8 +66,9 @@ export function createScopedEventBus(onerror?: (error: Error) => void): ScopedEv
   return {
     subscribe(listener) {
       listeners.set(listener, caller.getStore()?.principal);
+      onListeners?.(listeners.size);
       return () => {
-        listeners.delete(listener);
+        if (listeners.delete(listener)) onListeners?.(listeners.size);
       };
     },
     publish: (event) => publishTo(event, EVERYONE),

@@ -423,10 +423,27 @@ export function protect(
   const primitive = (declaration: Declaration | undefined) =>
     declaration === undefined ? undefined : { name: declaration.name, requirement: declaration.access };
 
-  const bus = createScopedEventBus((error) =>
-    authsec.logger.warn('A subscriptions/listen stream failed to take a change', { cause: error.message }),
-  );
   const watchers = new Set<(change: Change) => void>();
+  // The directory is listened to only while someone can hear a change (a listen stream, a watcher such as an
+  // endpoint's legacy sessions): a server nobody serves holds no listener on the engine's directory.
+  let streams = 0;
+  let unsubscribe: (() => void) | undefined;
+  const listenWhileHeard = (): void => {
+    const heard = streams > 0 || watchers.size > 0;
+    if (heard && unsubscribe === undefined) unsubscribe = authsec.subscribe((change) => changed(change));
+    else if (!heard && unsubscribe !== undefined) {
+      unsubscribe();
+      unsubscribe = undefined;
+    }
+  };
+  const bus = createScopedEventBus(
+    (error) =>
+      authsec.logger.warn('A subscriptions/listen stream failed to take a change', { cause: error.message }),
+    (count) => {
+      streams = count;
+      listenWhileHeard();
+    },
+  );
   /** The `list_changed` kinds this server can send: only those of what it declares. */
   const changedKinds = () => {
     const kinds = new Set([...declarations.values()].map((d) => d.kind));
@@ -453,8 +470,6 @@ export function protect(
     bus.publishTo({ kind: 'resource_updated', uri }, scope, (principal) => mayRead(uri, principal));
     for (const watcher of [...watchers]) watcher({ scope, resource: uri });
   };
-  // Grants and revocations, from this process or another replica: the callers concerned re-list.
-  authsec.subscribe((change) => changed(change));
 
   /**
    * The 2025 era's `resources/subscribe` and `resources/unsubscribe` (SDK 2.4's `McpServer` has neither). Any URI
@@ -487,8 +502,10 @@ export function protect(
     resourceUpdated,
     watch(listener) {
       watchers.add(listener);
+      listenWhileHeard();
       return () => {
         watchers.delete(listener);
+        listenWhileHeard();
       };
     },
     notify(mcp, change) {
