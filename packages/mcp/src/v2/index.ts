@@ -14,6 +14,7 @@ export type {
   McpHttpHandler,
   RunningHttpServer,
 } from '../endpoint.js';
+export { requestPath, sendErrorResponse } from '../endpoint.js';
 export {
   createMcpV2Adapter,
   createMcpV2Endpoint,
@@ -39,3 +40,4 @@ export {
   protect,
   ResourceTemplate,
 } from './server.js';
+export { type AuthSecTokenVerifierOptions, authSecTokenVerifier } from './verifier.js';
