@@ -8,7 +8,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  type ResourceAuthInfo,
+  type RequirementInput,
   type ResourceServer,
   type ResourceServerInput,
   toResourceServer,
@@ -17,12 +17,12 @@ import {
   createMcpAdapter,
   createMcpRoutes,
   type McpAdapterOptions,
-  type McpRoutes,
   requestPath,
   sendErrorResponse,
 } from '@authsec/mcp';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { RequestHandler } from 'express';
+import { bearerGuard, type EntryKit, routesMiddleware } from './shared.js';
 
 declare global {
   namespace Express {
@@ -33,6 +33,7 @@ declare global {
   }
 }
 
+const kit: EntryKit = { requestPath, sendErrorResponse };
 const resolve = (input: ResourceServerInput): ResourceServer => toResourceServer(input, '@authsec/express');
 
 /**
@@ -40,39 +41,24 @@ const resolve = (input: ResourceServerInput): ResourceServer => toResourceServer
  * (`/.well-known/oauth-protected-resource/mcp` and `/.well-known/oauth-protected-resource`). Mount at the root.
  */
 export function authSecMetadataRouter(resourceServer: ResourceServerInput): RequestHandler {
-  return middleware(createMcpRoutes({ resourceServer: resolve(resourceServer), healthPaths: false }));
-}
-
-/**
- * Express middleware over AuthSec's routes: one exact-path lookup per request, on the full path
- * (`originalUrl`), so the routes answer only where the resource URL says they are; anything else goes on.
- */
-function middleware(routes: McpRoutes): RequestHandler {
-  // `req.url` is relative to the mount point; the resource URL's path is absolute.
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (!routes(req, res, requestPath(req.originalUrl), req.originalUrl)) next();
-  };
+  return routesMiddleware(
+    createMcpRoutes({ resourceServer: resolve(resourceServer), healthPaths: false }),
+    kit,
+  );
 }
 
 /**
  * Requires a valid bearer token on every request it guards and sets `req.auth` (`{ token, clientId, scopes,
- * expiresAt, resource, extra: { principal } }`). Refusals are answered by the resource server: 401 with an
- * RFC 6750 challenge naming the metadata, 503 when a dependency is unreachable; a bad token is never a 500.
+ * expiresAt, resource, extra: { principal } }`); with a `requirement` (as a tool's: roles, scopes, ...), the
+ * caller must also satisfy it, and the decision is audited. Refusals are answered by the resource server: 401
+ * with an RFC 6750 challenge naming the metadata, 403 (`insufficient_scope` with the scopes to get, when more
+ * scopes would do), 503 when a dependency is unreachable; a bad token is never a 500.
  */
-export function requireAuthSec(resourceServer: ResourceServerInput): RequestHandler {
-  const rs = resolve(resourceServer);
-  return async (req, res, next) => {
-    const headers = { authorization: req.headers.authorization };
-    let auth: ResourceAuthInfo;
-    try {
-      auth = rs.authInfo(await rs.authenticate(headers), headers);
-    } catch (error) {
-      sendErrorResponse(res, rs.challenge(error));
-      return;
-    }
-    req.auth = auth;
-    next();
-  };
+export function requireAuthSec(
+  resourceServer: ResourceServerInput,
+  requirement?: RequirementInput,
+): RequestHandler {
+  return bearerGuard(resolve(resourceServer), requirement, kit);
 }
 
 /** Options of {@link authSecMcpRouter}: the adapters' common options. */
@@ -111,7 +97,7 @@ export interface AuthSecMcpRouter extends RequestHandler {
  */
 export function authSecMcpRouter(options: AuthSecMcpRouterOptions): AuthSecMcpRouter {
   const { resourceServer: rs, endpoint, routes } = createMcpAdapter(options, 'authSecMcpRouter');
-  return Object.defineProperties(middleware(routes), {
+  return Object.defineProperties(routesMiddleware(routes, kit), {
     resourceServer: { value: rs, enumerable: true },
     sessionCount: { get: () => endpoint.sessionCount, enumerable: true },
     listener: {

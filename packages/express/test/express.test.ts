@@ -42,6 +42,9 @@ afterEach(async () => {
 async function serve(rs: ResourceServer): Promise<string> {
   const app = express();
   app.use(authSecMetadataRouter(rs));
+  app.post('/api/write', requireAuthSec(rs, { scopes: ['write'] }), (_req, res) => {
+    res.json({ written: true });
+  });
   app.get('/api/me', requireAuthSec(rs), (req, res) => {
     res.json({
       auth: req.auth,
@@ -97,6 +100,24 @@ describe('requireAuthSec', () => {
     expect(() =>
       requireAuthSec({ authsec: undefined as never, resourceUrl: RESOURCE, authorizationServers: [] }),
     ).toThrow(TypeError);
+  });
+});
+
+describe('requireAuthSec with a requirement', () => {
+  it('answers 403 insufficient_scope naming the scope to get, and passes a caller who holds it', async () => {
+    const base = await serve(resourceServer());
+    const call = (scope: string) =>
+      fetch(`${base}/api/write`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token({ sub: 'u1', tenant_id: 'acme-corp', scope })}` },
+      });
+    const refused = await call('read');
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('www-authenticate')).toMatch(/error="insufficient_scope".*scope="[^"]*write/);
+    expect(((await refused.json()) as { code: string }).code).toBe('INSUFFICIENT_SCOPE');
+    const allowed = await call('read write');
+    expect(allowed.status).toBe(200);
+    expect(await allowed.json()).toEqual({ written: true });
   });
 });
 

@@ -15,6 +15,7 @@ export type {
   McpHttpHandler,
   RunningHttpServer,
 } from '../endpoint.js';
+export { requestPath, sendErrorResponse } from '../endpoint.js';
 export { type ChangeScope, concerns, EVERYONE, type ScopedEventBus } from './events.js';
 export {
   createMcpV2Adapter,
@@ -43,3 +44,4 @@ export {
   protect,
   ResourceTemplate,
 } from './server.js';
+export { type AuthSecTokenVerifierOptions, authSecTokenVerifier } from './verifier.js';
