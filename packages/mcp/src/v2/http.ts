@@ -40,8 +40,8 @@ import {
   toEndpoint,
   toHttpHandler,
 } from '../endpoint.js';
+import { sendRpcError } from '../json-response.js';
 import { createSessionTable, endAtExpiry, type ServedSession, serveLegacySession } from '../sessions.js';
-import { asCaller } from './events.js';
 import type { ProtectedMcpServer } from './server.js';
 
 /** Options of {@link createMcpV2Endpoint}. */
@@ -52,10 +52,17 @@ export interface McpV2EndpointOptions
   readonly server: ProtectedMcpServer;
   /** The resource server that authenticates every request. */
   readonly resourceServer: ResourceServer;
+  /**
+   * Most `subscriptions/listen` streams open at once (2026-07-28); past it a new one is refused with 503 and
+   * `Retry-After`. Default 1024 (the SDK's own default per handler).
+   */
+  readonly maxListenStreams?: number;
 }
 
 /** Options of {@link createMcpV2HttpHandler}: the v1 handler's, with a protected v2 server. */
-export interface McpV2HttpHandlerOptions extends Omit<HttpAdapterOptions, 'allowToolLogin'> {
+export interface McpV2HttpHandlerOptions
+  extends Omit<HttpAdapterOptions, 'allowToolLogin'>,
+    Pick<McpV2EndpointOptions, 'maxListenStreams'> {
   readonly server: ProtectedMcpServer;
   /** Answers requests for other paths. Default: 404. */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void;
@@ -127,6 +134,9 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
       'createMcpV2Endpoint: the tool-based login over HTTP is not available on the v2 line',
     );
   const stateless = options.stateless === true;
+  const maxListenStreams = options.maxListenStreams ?? 1024;
+  if (!Number.isInteger(maxListenStreams) || maxListenStreams <= 0)
+    throw new TypeError('createMcpV2Endpoint: maxListenStreams must be a positive integer');
   const pipeline = createRequestPipeline({ ...options, resourceServer: rs, primitives: server.primitives });
   const logger = rs.logger;
   const onerror = (error: Error) => logger.warn('MCP request refused by the SDK', { cause: error.message });
@@ -179,16 +189,30 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
       claimsModernEra(admitted.message) ||
       !(await isLegacyRequest(request, admitted.message))
     ) {
-      // A listen stream lives no longer than its token (the client reopens it with a fresh one).
-      if (admitted.principal !== undefined && isListen(admitted.message))
+      const requestOptions = {
+        ...(admitted.authInfo ? { authInfo: admitted.authInfo } : {}),
+        ...(admitted.message === undefined ? {} : { parsedBody: admitted.message }),
+      };
+      let handler = modern;
+      if (admitted.principal !== undefined && isListen(admitted.message)) {
+        if (server.bus.listenerCount >= maxListenStreams) {
+          sendRpcError(res, 503, -32000, 'Too many open subscriptions/listen streams; try again later', {
+            'retry-after': '5',
+          });
+          return;
+        }
+        // A listen stream is served by a handler of its own, whose bus knows the caller (so a change reaches only
+        // whom it concerns), and lives no longer than its token (the client reopens it with a fresh one).
+        const listening = createMcpHandler(server.factory, {
+          legacy: 'reject',
+          onerror,
+          bus: server.bus.forCaller(admitted.principal),
+        });
+        handler = listening;
+        res.once('close', () => void listening.close());
         endAtExpiry(res, admitted.principal);
-      const response = await asCaller(admitted.principal, () =>
-        modern.fetch(request, {
-          ...(admitted.authInfo ? { authInfo: admitted.authInfo } : {}),
-          ...(admitted.message === undefined ? {} : { parsedBody: admitted.message }),
-        }),
-      );
-      await writeResponse(res, response);
+      }
+      await writeResponse(res, await handler.fetch(request, requestOptions));
       return;
     }
     if (admitted.authInfo !== undefined) req.auth = admitted.authInfo;

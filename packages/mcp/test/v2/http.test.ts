@@ -102,7 +102,12 @@ function declare(engine: TestEngine): ProtectedMcpServer {
 }
 
 async function deploy(
-  options: { stateless?: boolean; maxSessions?: number; maxSessionsPerSubject?: number } = {},
+  options: {
+    stateless?: boolean;
+    maxSessions?: number;
+    maxSessionsPerSubject?: number;
+    maxListenStreams?: number;
+  } = {},
 ): Promise<Deployment> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/mcp`;
@@ -656,5 +661,65 @@ describe('legacy session limits', () => {
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(d.http.handler.sessionCount).toBe(3);
+  });
+});
+
+describe('subscriptions/listen streams', () => {
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await deploy({ maxListenStreams: 1 });
+  });
+  afterAll(async () => {
+    await d.http.close();
+  });
+
+  const listen = (signal: AbortSignal) =>
+    fetch(d.url, {
+      method: 'POST',
+      signal,
+      headers: {
+        authorization: `Bearer ${d.engine.token(JOHN)}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-method': 'subscriptions/listen',
+        'mcp-protocol-version': '2026-07-28',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'subscriptions/listen',
+        params: {
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+          notifications: { toolsListChanged: true },
+        },
+      }),
+    });
+
+  it('caps the open streams: past maxListenStreams a new one is 503 with Retry-After; a closed one frees its place', async () => {
+    const first = new AbortController();
+    const open = await listen(first.signal);
+    expect(open.status).toBe(200);
+    const reader = open.body!.getReader();
+    await reader.read();
+    const deadline = Date.now() + 5000;
+    while (d.server.bus.listenerCount < 1 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(d.server.bus.listenerCount).toBe(1);
+    const refused = await listen(new AbortController().signal);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.json()).toMatchObject({ error: { code: -32000 } });
+    first.abort();
+    await reader.cancel().catch(() => {});
+    const freed = Date.now() + 5000;
+    while (d.server.bus.listenerCount > 0 && Date.now() < freed) await new Promise((r) => setTimeout(r, 20));
+    expect(d.server.bus.listenerCount).toBe(0);
+    const again = new AbortController();
+    const reopened = await listen(again.signal);
+    expect(reopened.status).toBe(200);
+    again.abort();
   });
 });
