@@ -88,7 +88,13 @@ async function main(): Promise<number> {
       urlOf,
       // A ticket per call to decide; a refused call gives its ticket back and is made again after the back-off
       // (a 503 with Retry-After is backpressure from the audit log, which a client retries).
-      more: () => issued++ < CALLS,
+      // Counted only when a ticket is taken: a caller that stops must not use one up, or a ticket given back by a
+      // late refusal would never be issued again (the run then decides fewer than CALLS).
+      more: () => {
+        if (issued >= CALLS) return false;
+        issued++;
+        return true;
+      },
       record(outcome: Outcome) {
         counts[outcome.kind]++;
         if (outcome.kind === 'refused' || outcome.kind === 'refused-in-call') {
