@@ -4,9 +4,12 @@
  * PostgreSQL change feed, and B tells that tenant's `subscriptions/listen` streams (2026-07-28) and legacy
  * sessions (2025) that their tools changed, while another tenant's listener hears nothing.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createAuthSec, MemoryAuditSink, resolveMasterKey, silentLogger } from '@authsec/core';
 import { createPgClient, openStorage, type Storage } from '@authsec/core/postgres';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -21,6 +24,8 @@ const SKIP = 'PG_URL is not set: the cross-replica notification tests need real 
 if (!PG_URL) process.stderr.write(`skip: ${SKIP}\n`);
 
 const ACME = 'acme-corp';
+/** The built `authsec` command (`pnpm test` builds every package first). */
+const CLI = fileURLToPath(new URL('../../../cli/dist/cli.js', import.meta.url));
 const OTHER = 'other-corp';
 
 interface Replica {
@@ -256,5 +261,103 @@ describe.skipIf(!PG_URL)('list changes across replicas, to the tenant concerned 
     expect(b!.server.bus.listenerCount).toBe(before - 1);
     expect(Date.now() - started).toBeGreaterThan(900);
     await expiring.close();
+  });
+  it('`authsec grant` and `authsec revoke` run in another OS process: the v2 client hears list_changed in both eras', async () => {
+    const url = `http://127.0.0.1:${await freePort()}/mcp`;
+    const r = await replica(url);
+    const tenant = 'cli-corp';
+    await r.storage.tenancy.create(tenant);
+    await r.storage.directory.admin.addCatalog(tenant, 'role', 'deployer');
+    await r.storage.directory.admin.addCatalog(tenant, 'scope', 'read');
+    const u = new URL(PG_URL!);
+    u.pathname = `/${database}`;
+    const authsecCli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [CLI, ...args, '--json'], {
+        env: {
+          PATH: process.env.PATH,
+          AUTHSEC_DATABASE_URL: u.toString(),
+          AUTHSEC_DATA_DIR: dataDir,
+          AUTHSEC_LOG_LEVEL: 'silent',
+        },
+      });
+    const bearer = { authorization: `Bearer ${token('ivan', tenant, url)}` };
+
+    // One client pinned to 2026-07-28 (its change notifications arrive on a subscriptions/listen stream), one
+    // negotiating the 2025 era (unsolicited notifications on its session's GET stream).
+    const heard = { modern: 0, legacy: 0 };
+    const modern = new Client(
+      { name: 'modern', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    const legacy = new Client({ name: 'legacy', version: '1.0.0' });
+    for (const [era, client] of [
+      ['modern', modern],
+      ['legacy', legacy],
+    ] as const) {
+      client.setNotificationHandler('notifications/tools/list_changed', () => {
+        heard[era]++;
+      });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: bearer } }),
+      );
+      clients.push(client);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['hello']);
+    }
+    const subscription = await modern.listen({ toolsListChanged: true });
+    expect(subscription.honoredFilter).toMatchObject({ toolsListChanged: true });
+
+    // At least one notification per change for each era (a change may be told more than once: the directory
+    // feed and the session both know of it); counted from just before the change.
+    const afterChange = async (change: () => Promise<unknown>) => {
+      const before = { ...heard };
+      await change();
+      const deadline = Date.now() + 5000;
+      while ((heard.modern <= before.modern || heard.legacy <= before.legacy) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(heard.modern).toBeGreaterThan(before.modern);
+      expect(heard.legacy).toBeGreaterThan(before.legacy);
+    };
+
+    let granted = { stdout: '' };
+    await afterChange(async () => {
+      granted = await authsecCli(
+        'grant',
+        'ivan',
+        '--tenant',
+        tenant,
+        '--issuer',
+        issuer.options.issuer,
+        '--role',
+        'deployer',
+      );
+    });
+    expect(JSON.parse(granted.stdout)).toMatchObject({ subject: 'ivan' });
+    for (const client of [modern, legacy]) {
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['hello', 'deploy']);
+      expect(await client.callTool({ name: 'deploy', arguments: {} })).toMatchObject({
+        content: [{ type: 'text', text: 'deployed' }],
+      });
+    }
+
+    await afterChange(() =>
+      authsecCli(
+        'revoke',
+        'ivan',
+        '--tenant',
+        tenant,
+        '--issuer',
+        issuer.options.issuer,
+        '--role',
+        'deployer',
+      ),
+    );
+    for (const client of [modern, legacy]) {
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['hello']);
+      // Hidden again: refused on call exactly like a tool that does not exist.
+      await expect(client.callTool({ name: 'deploy', arguments: {} })).rejects.toMatchObject({
+        code: -32602,
+      });
+    }
+    await subscription.close();
   });
 });
