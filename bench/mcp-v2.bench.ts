@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { nextMessage } from './lib/children.js';
-import type { BenchV2ServerKind, V2ChildMessage } from './lib/mcp-v2-servers.js';
+import type { BenchV2ServerKind, InProcessRequest, V2ChildMessage } from './lib/mcp-v2-servers.js';
 import {
   alternateRounds,
   envInt,
@@ -142,6 +142,35 @@ async function load(target: Target, seconds: number, connections: number): Promi
   return result;
 }
 
+/** The in-process variant's figures of one target: calls per second and server CPU per call, per round. */
+interface InProcess {
+  readonly callsPerSecond: number[];
+  readonly cpuPerCall: number[];
+}
+
+/** One in-process round in the target's own process: no socket, no load generator. */
+async function inProcessRound(
+  target: Target,
+  calls: number,
+  connections: number,
+  into: InProcess,
+): Promise<number> {
+  target.child.send({
+    type: 'inproc',
+    calls,
+    concurrency: connections,
+    headers: target.headers,
+    body: helloCall(1),
+  } satisfies InProcessRequest);
+  const answer = await nextMessage<V2ChildMessage, 'inproc'>(target.child, 'inproc');
+  if (answer.bad > 0)
+    throw new Error(`${target.name} in process: ${answer.bad} of ${calls} calls failed (${answer.sample})`);
+  const perSecond = calls / (answer.micros / 1e6);
+  into.callsPerSecond.push(perSecond);
+  into.cpuPerCall.push(answer.cpuMicros / calls);
+  return perSecond;
+}
+
 async function main(): Promise<void> {
   const rounds = envInt('BENCH_MCP_ROUNDS', 9, 9);
   const seconds = envInt('BENCH_MCP_SECONDS', 3);
@@ -194,13 +223,29 @@ async function main(): Promise<void> {
       if (target.id === 'v2-authsec' && (s.audit['tool.call:allow'] ?? 0) !== s.calls)
         throw new Error(`${target.name}: ${s.calls} calls but ${JSON.stringify(s.audit)} audit events`);
     }
-    report(targets, samples, { rounds, seconds, warmupSeconds, connections });
+    // The in-process variant: the same listener in the same process, driven without sockets, alternated.
+    const inprocCalls = envInt('BENCH_MCP_INPROC_CALLS', 3000);
+    progress(`  in process: ${rounds} alternated rounds of ${inprocCalls} calls, ${connections} at a time`);
+    const inproc = new Map<Target, InProcess>(
+      targets.map((t) => [t, { callsPerSecond: [], cpuPerCall: [] }]),
+    );
+    for (const target of targets)
+      await inProcessRound(target, inprocCalls, connections, { callsPerSecond: [], cpuPerCall: [] });
+    await alternateRounds(targets, rounds, (target) =>
+      inProcessRound(target, inprocCalls, connections, inproc.get(target)!),
+    );
+    report(targets, samples, { rounds, seconds, warmupSeconds, connections, inprocCalls }, inproc);
   } finally {
     for (const target of targets) if (target.child.connected) target.child.disconnect();
   }
 }
 
-function report(targets: Target[], samples: number[][], config: Record<string, number>): void {
+function report(
+  targets: Target[],
+  samples: number[][],
+  config: Record<string, number>,
+  inproc: Map<Target, InProcess>,
+): void {
   const rows = targets.map((target, i) => ({
     target,
     reqs: summarize(samples[i]!),
@@ -240,6 +285,33 @@ function report(targets: Target[], samples: number[][], config: Record<string, n
   out.write(
     `ours / v2 bearer: ${formatRatio(overBearer)} (paired ${formatRatio(pairedRatio(ours.samples, bearer.samples))}), by server CPU per call ${formatRatio(cpuOverBearer)}   ${mark(overBearer >= TARGET_BEARER)} (target >= ${TARGET_BEARER}x)\n`,
   );
+  const inRows = targets.map((target) => ({
+    target,
+    perSecond: summarize(inproc.get(target)!.callsPerSecond),
+    cpu: summarize(inproc.get(target)!.cpuPerCall),
+  }));
+  const inPlain = inRows.find((r) => r.target.id === 'v2-plain')!;
+  const inBearer = inRows.find((r) => r.target.id === 'v2-bearer')!;
+  const inOurs = inRows.find((r) => r.target.id === 'v2-authsec')!;
+  const inTable = formatTable(
+    [
+      { header: 'case', cell: (r: (typeof inRows)[number]) => r.target.name, align: 'left' },
+      { header: 'calls/s (median)', cell: (r) => formatNumber(r.perSecond.median) },
+      { header: 'spread', cell: (r) => `${(r.perSecond.spread * 100).toFixed(1)}%` },
+      { header: 'CPU µs/call', cell: (r) => r.cpu.median.toFixed(1) },
+      { header: 'vs plain', cell: (r) => formatRatio(r.perSecond.median / inPlain.perSecond.median) },
+      { header: 'vs bearer', cell: (r) => formatRatio(r.perSecond.median / inBearer.perSecond.median) },
+    ],
+    inRows,
+  );
+  const inOverPlain = inOurs.perSecond.median / inPlain.perSecond.median;
+  const inOverBearer = inOurs.perSecond.median / inBearer.perSecond.median;
+  out.write(
+    `\nIn process (the same listener, no sockets, ${config.inprocCalls} calls per round, ${config.connections} at a time)\n\n${inTable}\n\n`,
+  );
+  out.write(
+    `in process, ours / plain v2: ${formatRatio(inOverPlain)}   ${mark(inOverPlain >= TARGET_PLAIN)} (target >= ${TARGET_PLAIN}x); ours / v2 bearer: ${formatRatio(inOverBearer)}   ${mark(inOverBearer >= TARGET_BEARER)} (target >= ${TARGET_BEARER}x)\n`,
+  );
   const output = join(packageRoot(import.meta.url), 'results', 'mcp-v2.json');
   writeJson(output, {
     generatedAt: new Date().toISOString(),
@@ -259,7 +331,19 @@ function report(targets: Target[], samples: number[][], config: Record<string, n
       serverCpuMicrosPerCall: r.cpuPerCall,
       answered: r.target.answered,
     })),
-    ratios: { overPlain, overBearer, cpuOverPlain, cpuOverBearer },
+    ratios: {
+      overPlain,
+      overBearer,
+      cpuOverPlain,
+      cpuOverBearer,
+      inProcessOverPlain: inOverPlain,
+      inProcessOverBearer: inOverBearer,
+    },
+    inProcess: inRows.map((r) => ({
+      id: r.target.id,
+      callsPerSecond: r.perSecond,
+      cpuMicrosPerCall: r.cpu,
+    })),
     target: {
       overPlainAtLeast: TARGET_PLAIN,
       overBearerAtLeast: TARGET_BEARER,

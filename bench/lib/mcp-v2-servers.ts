@@ -12,11 +12,15 @@
  *
  * IPC with the parent: `{ type: 'ready', url, hello, token? }` once listening; on `{ type: 'stats' }` it answers
  * `{ type: 'stats', calls, audit, cpuMicros }` (tool runs, audit events by action and decision, and the process's
- * CPU time since start, so the parent can take CPU per call free of the load generator's noise).
+ * CPU time since start, so the parent can take CPU per call free of the load generator's noise). On
+ * `{ type: 'inproc', calls, concurrency, headers, body }` it runs that many requests through the same request
+ * listener with no socket at all (an `IncomingMessage` fed the body, a `ServerResponse` whose output is only
+ * collected) and answers `{ type: 'inproc', micros, cpuMicros, bad }`: the in-process variant, free of the
+ * loopback TCP and the load generator that make the HTTP figures vary between rounds on a small machine.
  */
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, IncomingMessage, ServerResponse } from 'node:http';
+import { type AddressInfo, Socket } from 'node:net';
 import { type AuditEvent, type AuditSink, createAuthSec, silentLogger } from '@authsec/core';
 import { createMcpV2HttpHandler, protect } from '@authsec/mcp/v2';
 import { toNodeHandler } from '@modelcontextprotocol/node';
@@ -43,7 +47,86 @@ const DESCRIPTION = 'Greets the caller.';
 /** Messages from the child (the parent imports this type only). */
 export type V2ChildMessage =
   | { type: 'ready'; url: string; hello: string; token?: string }
-  | { type: 'stats'; calls: number; audit: Record<string, number>; cpuMicros: number };
+  | { type: 'stats'; calls: number; audit: Record<string, number>; cpuMicros: number }
+  | { type: 'inproc'; micros: number; cpuMicros: number; bad: number; sample: string };
+
+/** What the parent asks for an in-process round. */
+export interface InProcessRequest {
+  readonly type: 'inproc';
+  readonly calls: number;
+  readonly concurrency: number;
+  readonly headers: Record<string, string>;
+  /** The JSON-RPC body of each call (ids need not differ: nothing is kept between stateless calls). */
+  readonly body: string;
+}
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * One request through `listener` with no socket: the body is pushed into the request stream and the response's
+ * body chunks are collected from `write`/`end`; it resolves with the status and body once `end` is called.
+ */
+function callInProcess(
+  listener: Listener,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; body: string }> {
+  const req = new IncomingMessage(new Socket());
+  req.method = 'POST';
+  req.url = '/mcp';
+  req.headers = { ...headers, 'content-length': String(Buffer.byteLength(body)) };
+  req.rawHeaders = Object.entries(req.headers).flatMap(([k, v]) => [k, String(v)]);
+  req.push(body);
+  req.push(null);
+  const res = new ServerResponse(req);
+  const chunks: string[] = [];
+  const take = (chunk: unknown) => {
+    if (typeof chunk === 'string') chunks.push(chunk);
+    else if (chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk).toString('utf8'));
+  };
+  return new Promise((resolve) => {
+    const write = res.write.bind(res) as (...a: unknown[]) => boolean;
+    const end = res.end.bind(res) as (...a: unknown[]) => ServerResponse;
+    (res as { write: unknown }).write = (chunk: unknown, ...rest: unknown[]) => {
+      take(chunk);
+      return write(chunk, ...rest);
+    };
+    (res as { end: unknown }).end = (chunk?: unknown, ...rest: unknown[]) => {
+      if (typeof chunk !== 'function') take(chunk);
+      const out = end(chunk, ...rest);
+      resolve({ status: res.statusCode, body: chunks.join('') });
+      return out;
+    };
+    listener(req, res);
+  });
+}
+
+/** `calls` requests, `concurrency` at a time, through `listener` in this process. */
+async function inProcessRound(
+  listener: Listener,
+  ask: InProcessRequest,
+  hello: string,
+): Promise<V2ChildMessage> {
+  let left = ask.calls;
+  let bad = 0;
+  let sample = '';
+  const cpu = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: ask.concurrency }, async () => {
+      while (left-- > 0) {
+        const answer = await callInProcess(listener, ask.headers, ask.body);
+        if (answer.status !== 200 || !answer.body.includes(hello)) {
+          bad++;
+          sample = `${answer.status} ${answer.body.slice(0, 200)}`;
+        }
+      }
+    }),
+  );
+  const micros = Number(process.hrtime.bigint() - started) / 1000;
+  const { user, system } = process.cpuUsage(cpu);
+  return { type: 'inproc', micros, cpuMicros: user + system, bad, sample };
+}
 
 let calls = 0;
 const helloResult = (text: string) => {
@@ -90,7 +173,7 @@ async function main(): Promise<void> {
     .setExpirationTime('2h')
     .sign(privateKey);
 
-  let listener: (req: IncomingMessage, res: ServerResponse) => void;
+  let listener: Listener;
   if (kind === 'v2-authsec') {
     const authsec = createAuthSec({
       issuers: [{ issuer: ISSUER, keys: [publicJwk] }],
@@ -158,6 +241,12 @@ async function main(): Promise<void> {
   http.on('request', listener);
 
   process.on('message', (message: { type?: string }) => {
+    if (message?.type === 'inproc') {
+      const ask = message as InProcessRequest;
+      const headers = { ...ask.headers, host: new URL(url).host };
+      void inProcessRound(listener, { ...ask, headers }, HELLO_TEXT).then((answer) => process.send?.(answer));
+      return;
+    }
     if (message?.type === 'stats') {
       const { user, system } = process.cpuUsage();
       process.send?.({
