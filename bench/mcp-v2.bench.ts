@@ -142,18 +142,21 @@ async function load(target: Target, seconds: number, connections: number): Promi
   return result;
 }
 
-/** The in-process variant's figures of one target: calls per second and server CPU per call, per round. */
+/** The in-process variant's rounds: calls per second (as `alternateRounds` returns them) and CPU per call. */
 interface InProcess {
-  readonly callsPerSecond: number[];
-  readonly cpuPerCall: number[];
+  readonly samples: number[][];
+  readonly cpuPerCall: number[][];
 }
 
-/** One in-process round in the target's own process: no socket, no load generator. */
+/**
+ * One in-process round in the target's own process (no socket, no load generator): its calls per second, with
+ * the server CPU per call pushed onto `cpuPerCall` when given.
+ */
 async function inProcessRound(
   target: Target,
   calls: number,
   connections: number,
-  into: InProcess,
+  cpuPerCall?: number[],
 ): Promise<number> {
   target.child.send({
     type: 'inproc',
@@ -165,10 +168,14 @@ async function inProcessRound(
   const answer = await nextMessage<V2ChildMessage, 'inproc'>(target.child, 'inproc');
   if (answer.bad > 0)
     throw new Error(`${target.name} in process: ${answer.bad} of ${calls} calls failed (${answer.sample})`);
-  const perSecond = calls / (answer.micros / 1e6);
-  into.callsPerSecond.push(perSecond);
-  into.cpuPerCall.push(answer.cpuMicros / calls);
-  return perSecond;
+  cpuPerCall?.push(answer.cpuMicros / calls);
+  return calls / (answer.micros / 1e6);
+}
+
+/** The three cases among a report's rows. */
+function byKind<R extends { readonly target: Target }>(rows: readonly R[]) {
+  const find = (id: BenchV2ServerKind) => rows.find((r) => r.target.id === id)!;
+  return { plain: find('v2-plain'), bearer: find('v2-bearer'), ours: find('v2-authsec') };
 }
 
 async function main(): Promise<void> {
@@ -226,14 +233,14 @@ async function main(): Promise<void> {
     // The in-process variant: the same listener in the same process, driven without sockets, alternated.
     const inprocCalls = envInt('BENCH_MCP_INPROC_CALLS', 3000);
     progress(`  in process: ${rounds} alternated rounds of ${inprocCalls} calls, ${connections} at a time`);
-    const inproc = new Map<Target, InProcess>(
-      targets.map((t) => [t, { callsPerSecond: [], cpuPerCall: [] }]),
-    );
-    for (const target of targets)
-      await inProcessRound(target, inprocCalls, connections, { callsPerSecond: [], cpuPerCall: [] });
-    await alternateRounds(targets, rounds, (target) =>
-      inProcessRound(target, inprocCalls, connections, inproc.get(target)!),
-    );
+    for (const target of targets) await inProcessRound(target, inprocCalls, connections);
+    const cpuPerCall = targets.map((): number[] => []);
+    const inproc: InProcess = {
+      samples: await alternateRounds(targets, rounds, (target) =>
+        inProcessRound(target, inprocCalls, connections, cpuPerCall[targets.indexOf(target)]),
+      ),
+      cpuPerCall,
+    };
     report(targets, samples, { rounds, seconds, warmupSeconds, connections, inprocCalls }, inproc);
   } finally {
     for (const target of targets) if (target.child.connected) target.child.disconnect();
@@ -244,7 +251,7 @@ function report(
   targets: Target[],
   samples: number[][],
   config: Record<string, number>,
-  inproc: Map<Target, InProcess>,
+  inproc: InProcess,
 ): void {
   const rows = targets.map((target, i) => ({
     target,
@@ -253,9 +260,7 @@ function report(
     cpuPerCall: target.cpuMicros / Math.max(1, target.calls),
     p99: summarize(target.runs.map((r) => r.latency.p99)),
   }));
-  const plain = rows.find((r) => r.target.id === 'v2-plain')!;
-  const bearer = rows.find((r) => r.target.id === 'v2-bearer')!;
-  const ours = rows.find((r) => r.target.id === 'v2-authsec')!;
+  const { plain, bearer, ours } = byKind(rows);
   const table = formatTable(
     [
       { header: 'case', cell: (r: (typeof rows)[number]) => r.target.name, align: 'left' },
@@ -285,14 +290,12 @@ function report(
   out.write(
     `ours / v2 bearer: ${formatRatio(overBearer)} (paired ${formatRatio(pairedRatio(ours.samples, bearer.samples))}), by server CPU per call ${formatRatio(cpuOverBearer)}   ${mark(overBearer >= TARGET_BEARER)} (target >= ${TARGET_BEARER}x)\n`,
   );
-  const inRows = targets.map((target) => ({
+  const inRows = targets.map((target, i) => ({
     target,
-    perSecond: summarize(inproc.get(target)!.callsPerSecond),
-    cpu: summarize(inproc.get(target)!.cpuPerCall),
+    perSecond: summarize(inproc.samples[i]!),
+    cpu: summarize(inproc.cpuPerCall[i]!),
   }));
-  const inPlain = inRows.find((r) => r.target.id === 'v2-plain')!;
-  const inBearer = inRows.find((r) => r.target.id === 'v2-bearer')!;
-  const inOurs = inRows.find((r) => r.target.id === 'v2-authsec')!;
+  const { plain: inPlain, bearer: inBearer, ours: inOurs } = byKind(inRows);
   const inTable = formatTable(
     [
       { header: 'case', cell: (r: (typeof inRows)[number]) => r.target.name, align: 'left' },

@@ -15,8 +15,9 @@
  * CPU time since start, so the parent can take CPU per call free of the load generator's noise). On
  * `{ type: 'inproc', calls, concurrency, headers, body }` it runs that many requests through the same request
  * listener with no socket at all (an `IncomingMessage` fed the body, a `ServerResponse` whose output is only
- * collected) and answers `{ type: 'inproc', micros, cpuMicros, bad }`: the in-process variant, free of the
- * loopback TCP and the load generator that make the HTTP figures vary between rounds on a small machine.
+ * collected) and answers `{ type: 'inproc', micros, cpuMicros, bad, sample }` (`sample`: a bad answer, if any):
+ * the in-process variant, free of the loopback TCP and the load generator that make the HTTP figures vary
+ * between rounds on a small machine.
  */
 
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';

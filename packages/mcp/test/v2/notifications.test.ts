@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { createAuthSec, MemoryAuditSink, resolveMasterKey, silentLogger } from '@authsec/core';
 import { createPgClient, openStorage, type Storage } from '@authsec/core/postgres';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RunningHttpServer } from '../../src/endpoint.js';
 import { type ProtectedMcpServer, protect, startMcpV2HttpServer } from '../../src/v2/index.js';
 import { freePort } from '../helpers/http.js';
@@ -110,6 +110,13 @@ describe.skipIf(!PG_URL)('list changes across replicas, to the tenant concerned 
   const replicas: Replica[] = [];
   const clients: Client[] = [];
 
+  /** The URL of this suite's own database on the PostgreSQL server. */
+  const databaseUrl = () => {
+    const u = new URL(PG_URL!);
+    u.pathname = `/${database}`;
+    return u.toString();
+  };
+
   const token = (subject: string, tenant: string, url: string) =>
     issuer.sign({ aud: url, sub: subject, tenant_id: tenant, scope: 'read' });
 
@@ -120,10 +127,8 @@ describe.skipIf(!PG_URL)('list changes across replicas, to the tenant concerned 
       development: true,
       logger: silentLogger,
     });
-    const u = new URL(PG_URL!);
-    u.pathname = `/${database}`;
     const storage = await openStorage({
-      databaseUrl: u.toString(),
+      databaseUrl: databaseUrl(),
       masterKey,
       issuers: [issuer.options.issuer],
       logger: silentLogger,
@@ -269,13 +274,13 @@ describe.skipIf(!PG_URL)('list changes across replicas, to the tenant concerned 
     await r.storage.tenancy.create(tenant);
     await r.storage.directory.admin.addCatalog(tenant, 'role', 'deployer');
     await r.storage.directory.admin.addCatalog(tenant, 'scope', 'read');
-    const u = new URL(PG_URL!);
-    u.pathname = `/${database}`;
-    const authsecCli = (...args: string[]) =>
-      promisify(execFile)(process.execPath, [CLI, ...args, '--json'], {
+    // `authsec grant|revoke ivan ... --role deployer` in a process of its own, on the same database.
+    const flags = ['--tenant', tenant, '--issuer', issuer.options.issuer, '--role', 'deployer', '--json'];
+    const deployer = (command: 'grant' | 'revoke') =>
+      promisify(execFile)(process.execPath, [CLI, command, 'ivan', ...flags], {
         env: {
           PATH: process.env.PATH,
-          AUTHSEC_DATABASE_URL: u.toString(),
+          AUTHSEC_DATABASE_URL: databaseUrl(),
           AUTHSEC_DATA_DIR: dataDir,
           AUTHSEC_LOG_LEVEL: 'silent',
         },
@@ -308,29 +313,20 @@ describe.skipIf(!PG_URL)('list changes across replicas, to the tenant concerned 
 
     // At least one notification per change for each era (a change may be told more than once: the directory
     // feed and the session both know of it); counted from just before the change.
-    const afterChange = async (change: () => Promise<unknown>) => {
+    const afterChange = async <T>(change: () => Promise<T>): Promise<T> => {
       const before = { ...heard };
-      await change();
-      const deadline = Date.now() + 5000;
-      while ((heard.modern <= before.modern || heard.legacy <= before.legacy) && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(heard.modern).toBeGreaterThan(before.modern);
-      expect(heard.legacy).toBeGreaterThan(before.legacy);
+      const done = await change();
+      await vi.waitFor(
+        () => {
+          expect(heard.modern).toBeGreaterThan(before.modern);
+          expect(heard.legacy).toBeGreaterThan(before.legacy);
+        },
+        { timeout: 5000, interval: 50 },
+      );
+      return done;
     };
 
-    let granted = { stdout: '' };
-    await afterChange(async () => {
-      granted = await authsecCli(
-        'grant',
-        'ivan',
-        '--tenant',
-        tenant,
-        '--issuer',
-        issuer.options.issuer,
-        '--role',
-        'deployer',
-      );
-    });
+    const granted = await afterChange(() => deployer('grant'));
     expect(JSON.parse(granted.stdout)).toMatchObject({ subject: 'ivan' });
     for (const client of [modern, legacy]) {
       expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['hello', 'deploy']);
@@ -339,18 +335,7 @@ describe.skipIf(!PG_URL)('list changes across replicas, to the tenant concerned 
       });
     }
 
-    await afterChange(() =>
-      authsecCli(
-        'revoke',
-        'ivan',
-        '--tenant',
-        tenant,
-        '--issuer',
-        issuer.options.issuer,
-        '--role',
-        'deployer',
-      ),
-    );
+    await afterChange(() => deployer('revoke'));
     for (const client of [modern, legacy]) {
       expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['hello']);
       // Hidden again: refused on call exactly like a tool that does not exist.
