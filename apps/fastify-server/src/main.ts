@@ -8,4 +8,9 @@
 import { runSampleHttpApp } from '@authsec/sample-tools';
 import { APP_NAME, mountFastifyApp } from './app.js';
 
-await runSampleHttpApp({ appName: APP_NAME, binName: 'authsec-fastify-demo', mount: mountFastifyApp });
+await runSampleHttpApp({
+  appName: APP_NAME,
+  binName: 'authsec-fastify-demo',
+  mount: mountFastifyApp,
+  defaultPort: 3001,
+});

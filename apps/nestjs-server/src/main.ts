@@ -13,4 +13,5 @@ await runSampleHttpApp({
   appName: APP_NAME,
   binName: 'authsec-nestjs-demo',
   mount: (context) => mountNestApp(context, 'express'),
+  defaultPort: 3002,
 });

@@ -77,6 +77,13 @@ export interface SampleHttpAppOptions {
   readonly binName: string;
   /** Mounts the framework on `context.http`; returns how to close it (sessions, MCP server). */
   readonly mount: SampleHttpMountFunction;
+  /**
+   * The port when `PORT` is not set. Each sample app has its own (Express 3000, Fastify 3001, NestJS 3002), so
+   * two of them run side by side.
+   */
+  readonly defaultPort: number;
+  /** The environment to read. Default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {
@@ -165,10 +172,11 @@ export async function serveSampleHttpApp(options: SampleHttpServeOptions): Promi
 }
 
 async function start(options: SampleHttpAppOptions): Promise<void> {
-  const env = authSecOptionsFromEnv(process.env);
+  const rawEnv = options.env ?? process.env;
+  const env = authSecOptionsFromEnv(rawEnv);
   const served = await serveSampleHttpApp({
     host: env.host,
-    port: env.port ?? 3000,
+    port: env.port ?? options.defaultPort,
     ...(env.audience === undefined ? {} : { resourceUrl: env.audience }),
     mount: options.mount,
     async open(resourceUrl) {
@@ -177,7 +185,7 @@ async function start(options: SampleHttpAppOptions): Promise<void> {
         appName: options.appName,
         tools,
         env,
-        rawEnv: process.env,
+        rawEnv,
         transport: 'http',
         resourceUrl,
         host: env.host,
@@ -212,19 +220,29 @@ async function start(options: SampleHttpAppOptions): Promise<void> {
   );
 }
 
+/** What a failed start prints: the cause a user can act on, or the stack of a bug. */
+function startError(error: unknown): string {
+  if (isAuthSecError(error)) return error.message;
+  const { code, address, port } = (error ?? {}) as { code?: string; address?: string; port?: number };
+  if (code === 'EADDRINUSE')
+    return `${address}:${port} is already in use; set PORT to another port (PORT=0 picks a free one)`;
+  if (code === 'EADDRNOTAVAIL' || code === 'EACCES')
+    return `cannot listen on ${address}:${port} (${code}); check HOST and PORT`;
+  return String((error as Error)?.stack ?? error);
+}
+
 /**
  * Runs a sample HTTP app the way all of them run: the `AUTHSEC_*` contract (embedded development defaults when
- * nothing is configured), the sample tool set, `HOST`/`PORT` (default 127.0.0.1:3000), a clean shutdown on
+ * nothing is configured), the sample tool set, `HOST`/`PORT` (default 127.0.0.1 and the app's `defaultPort`), a clean shutdown on
  * SIGINT/SIGTERM. A start-up error is printed (a configuration error names the variable) and exits 1.
  */
 export async function runSampleHttpApp(options: SampleHttpAppOptions): Promise<void> {
   try {
     await start(options);
   } catch (error) {
-    // A configuration error names the variable at fault; anything else is a bug, and its stack helps.
-    process.stderr.write(
-      `${options.binName}: ${isAuthSecError(error) ? error.message : String((error as Error)?.stack ?? error)}\n`,
-    );
+    // A configuration error names the variable at fault, a taken port names PORT; anything else is a bug, and
+    // its stack helps.
+    process.stderr.write(`${options.binName}: ${startError(error)}\n`);
     process.exit(1);
   }
 }

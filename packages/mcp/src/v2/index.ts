@@ -44,4 +44,5 @@ export {
   protect,
   ResourceTemplate,
 } from './server.js';
+export { declareTools, type ToolChannel } from './tools.js';
 export { type AuthSecTokenVerifierOptions, authSecTokenVerifier } from './verifier.js';

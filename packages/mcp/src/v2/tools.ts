@@ -67,12 +67,13 @@ function contextOf(context: AuthSecContext, channel: ToolChannel): PublicToolCon
 /**
  * Declares `tools` (from `protect()`, `publicTool()` or a login provider's `tools`) on a v2 server: a public
  * tool is `'public'`, a protected one keeps its requirement; the handler runs with the v1 context (its
- * `connectionId` is `channel.connectionId`). Names must be unique on `server` (`TypeError` otherwise).
+ * `connectionId` is `channel.connectionId`, default `'http'`: over HTTP the v2 line has no tool login, whose
+ * state the connection keys). Names must be unique on `server` (`TypeError` otherwise).
  */
 export function declareTools(
   server: ProtectedMcpServer,
   tools: readonly AuthSecTool[],
-  channel: ToolChannel,
+  channel: ToolChannel = { connectionId: 'http' },
 ): void {
   for (const tool of tools) {
     server.registerTool(
