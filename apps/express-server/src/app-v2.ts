@@ -6,8 +6,8 @@
 
 import type { Principal } from '@authsec/core';
 import { type AuthSecRequest, authSecMcpRouter } from '@authsec/express/v2';
-import { declareTools, protect } from '@authsec/mcp/v2';
 import type { SampleHttpContext, SampleHttpMount } from '@authsec/sample-tools';
+import { protectSampleServer, type SampleV2Options } from '@authsec/sample-tools/v2';
 import express from 'express';
 import { APP_NAME } from './app.js';
 
@@ -18,10 +18,12 @@ export { APP_NAME };
  * `app.use()` after the application's own middleware: MCP at the resource URL's path, its metadata at
  * `/.well-known/oauth-protected-resource/mcp`, and `GET /api/me` guarded by `requireAuthSec()`.
  */
-export async function mountExpressV2App(context: SampleHttpContext): Promise<SampleHttpMount> {
-  const { http, resourceUrl, issuers, tools, authsec, services } = context;
-  const server = protect(authsec, { name: APP_NAME, version: '0.1.0' }, services ? { services } : {});
-  declareTools(server, tools);
+export async function mountExpressV2App(
+  context: SampleHttpContext,
+  options: SampleV2Options = {},
+): Promise<SampleHttpMount> {
+  const { http, resourceUrl, issuers, authsec } = context;
+  const server = protectSampleServer(context, APP_NAME, options);
   const mcp = authSecMcpRouter({ server, authsec, resourceUrl, authorizationServers: issuers });
   const app = express();
   app.disable('x-powered-by');

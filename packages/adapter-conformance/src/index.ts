@@ -177,7 +177,7 @@ export function post(
 }
 
 /** JSON-RPC messages of a response, whether JSON or a (finished) SSE stream. */
-async function messages(response: Response): Promise<Record<string, unknown>[]> {
+export async function messages(response: Response): Promise<Record<string, unknown>[]> {
   const text = await response.text();
   if ((response.headers.get('content-type') ?? '').includes('text/event-stream')) {
     return text

@@ -63,6 +63,8 @@ function textOf(result: unknown): string {
 export class TestOAuthProvider implements OAuthClientProvider {
   readonly authorizations: URL[] = [];
   code: string | undefined;
+  /** The redirect's `iss` (RFC 9207), which the v2 client checks against the authorization server. */
+  iss: string | undefined;
   #tokens: OAuthTokens | undefined;
   #client: OAuthClientInformationMixed | undefined;
   #verifier: string | undefined;
@@ -126,7 +128,80 @@ export class TestOAuthProvider implements OAuthClientProvider {
     const code = back.searchParams.get('code');
     if (!code) throw new Error(`no code in the redirect: ${back.href} (authorization ${url.href})`);
     this.code = code;
+    this.iss = back.searchParams.get('iss') ?? undefined;
   }
+}
+
+/** A sample app's built entry run as a child process on embedded defaults, in a temporary data folder. */
+export interface BuiltApp {
+  /** Starts it on free ports; resolves once it says it serves MCP. */
+  start(): Promise<{ readonly mcpUrl: string; readonly issuer: string }>;
+  /** Sends SIGTERM; resolves to the exit code. */
+  terminate(): Promise<number | null>;
+  /** Stops it if still running (SIGTERM, then SIGKILL after 10 s) and removes the data folder. */
+  stop(): Promise<void>;
+}
+
+/** See {@link BuiltApp}; `env` adds variables (every other `AUTHSEC_*` and `NODE_ENV` is left out). */
+export function builtApp(APP: string, MAIN_JS: string, extraEnv: Record<string, string> = {}): BuiltApp {
+  const data = mkdtempSync(join(tmpdir(), `authsec-e2e-${APP}-`));
+  let child: ChildProcess | undefined;
+  let stderr = '';
+  const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const terminate = (): Promise<number | null> => {
+    const proc = child!;
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    proc.kill('SIGTERM');
+    return exited;
+  };
+  return {
+    async start() {
+      const idpPort = await freePort();
+      const port = await freePort();
+      const issuer = `http://127.0.0.1:${idpPort}`;
+      const mcpUrl = `http://127.0.0.1:${port}/mcp`;
+      const env: Record<string, string> = {};
+      for (const [name, value] of Object.entries(process.env)) {
+        if (value !== undefined && !name.startsWith('AUTHSEC_') && name !== 'NODE_ENV') env[name] = value;
+      }
+      const proc = spawn(process.execPath, [MAIN_JS], {
+        env: {
+          ...env,
+          ...extraEnv,
+          AUTHSEC_DATA_DIR: data,
+          AUTHSEC_DEV_IDP_PORT: String(idpPort),
+          PORT: String(port),
+          AUTHSEC_RESOURCE_URL: mcpUrl,
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      child = proc;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the app did not start:\n${stderr}`)), 50_000);
+        proc.stderr?.setEncoding('utf8');
+        proc.stderr?.on('data', (chunk: string) => {
+          stderr += chunk;
+          if (stderr.includes(`is serving MCP at ${mcpUrl}`)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        proc.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`the app exited with ${code}:\n${stderr}`));
+        });
+      });
+      return { mcpUrl, issuer };
+    },
+    terminate,
+    async stop() {
+      if (running()) {
+        await Promise.race([terminate(), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+        if (running()) child!.kill('SIGKILL');
+      }
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
 }
 
 /** What an app-specific addition to the suite can use. */
@@ -151,58 +226,16 @@ export function defineOAuthClientE2E(
   extra?: (context: OAuthClientE2EContext) => void,
 ): void {
   describe(`${APP}: the official SDK client as a real OAuth client`, () => {
-    const data = mkdtempSync(join(tmpdir(), `authsec-e2e-${APP}-`));
-    let child: ChildProcess;
-    let stderr = '';
-    let issuer: string;
+    const app = builtApp(APP, MAIN_JS);
     let mcpUrl: string;
+    let issuer: string;
     const clients: Client[] = [];
-
     beforeAll(async () => {
-      const idpPort = await freePort();
-      const port = await freePort();
-      issuer = `http://127.0.0.1:${idpPort}`;
-      mcpUrl = `http://127.0.0.1:${port}/mcp`;
-      const env: Record<string, string> = {};
-      for (const [name, value] of Object.entries(process.env)) {
-        if (value !== undefined && !name.startsWith('AUTHSEC_') && name !== 'NODE_ENV') env[name] = value;
-      }
-      child = spawn(process.execPath, [MAIN_JS], {
-        env: {
-          ...env,
-          AUTHSEC_DATA_DIR: data,
-          AUTHSEC_DEV_IDP_PORT: String(idpPort),
-          PORT: String(port),
-          AUTHSEC_RESOURCE_URL: mcpUrl,
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the app did not start:\n${stderr}`)), 50_000);
-        child.stderr?.setEncoding('utf8');
-        child.stderr?.on('data', (chunk: string) => {
-          stderr += chunk;
-          if (stderr.includes(`is serving MCP at ${mcpUrl}`)) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.once('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`the app exited with ${code}:\n${stderr}`));
-        });
-      });
+      ({ mcpUrl, issuer } = await app.start());
     });
-
     afterAll(async () => {
       await Promise.allSettled(clients.map((c) => c.close()));
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }
-      rmSync(data, { recursive: true, force: true });
+      await app.stop();
     });
 
     async function newProvider(
@@ -403,12 +436,19 @@ export function defineOAuthClientE2E(
 
     it('closes everything on SIGTERM and exits 0 (the MCP port and the dev IdP port are released)', async () => {
       await Promise.allSettled(clients.splice(0).map((c) => c.close()));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expect(await app.terminate()).toBe(0);
       for (const url of [mcpUrl, `${issuer}/.well-known/openid-configuration`]) {
         await expect(fetch(url, { signal: AbortSignal.timeout(2000) })).rejects.toThrow();
       }
     });
   });
 }
+
+/** The demo tenant's users and the tools each sees in the sample apps, for the v2 suite. */
+export {
+  ADMIN as DEMO_ADMIN,
+  ADMIN_TOOLS as DEMO_ADMIN_TOOLS,
+  ANALYST as DEMO_ANALYST,
+  ANALYST_TOOLS as DEMO_ANALYST_TOOLS,
+  textOf,
+};

@@ -4,12 +4,17 @@
  * reads. Written as any v2 tool author writes them (`protect()`, `requirement`, the SDK's own request context).
  * Served ONLY in conformance mode (allow-all engine, loud warning), never by an app or a published package.
  */
+
 import { createAuthSec, createLogger } from '@authsec/core';
+import { mountExpressV2App } from '@authsec/example-express-server/app-v2';
+import { mountFastifyV2App } from '@authsec/example-fastify-server/app-v2';
 import type { RunningHttpServer } from '@authsec/mcp';
 import { type ProtectedMcpServer, protect, ResourceTemplate, startMcpV2HttpServer } from '@authsec/mcp/v2';
+import { type SampleHttpContext, type SampleHttpMount, serveSampleHttpApp } from '@authsec/sample-tools';
+import type { SampleV2Options } from '@authsec/sample-tools/v2';
 import { completable, fromJsonSchema, type ServerContext } from '@modelcontextprotocol/server';
 import * as z from 'zod';
-import { allowAllEngine, CONFORMANCE_ISSUER } from './allow-all.js';
+import { allowAllEngine, CONFORMANCE_ISSUER, openConformanceMode } from './allow-all.js';
 import { conformanceKey } from './conformance-key.js';
 import { PNG, SEP1034_SCHEMA, SEP1330_SCHEMA, WAV } from './fixtures.js';
 
@@ -463,8 +468,33 @@ function declareStatelessDiagnostics(server: ProtectedMcpServer): void {
   });
 }
 
-/** Starts the v2 node:http target (both eras at `/mcp`) in conformance mode on 127.0.0.1. */
-export async function startV2ConformanceTarget(): Promise<{ url: string; close(): Promise<void> }> {
+/** Every primitive of the suite, declared on a v2 server (what each v2 target serves). */
+export function declareConformanceV2(server: ProtectedMcpServer): void {
+  declareTools(server);
+  declareResourcesAndPrompts(server);
+  declareInputRequired(server);
+  declareStatelessDiagnostics(server);
+}
+
+/** What a sample app's v2 mount is given in conformance mode: the suite's capabilities and primitives. */
+export const CONFORMANCE_V2_OPTIONS: SampleV2Options = {
+  serverOptions: { capabilities: { logging: {}, completions: {} } },
+  declare: declareConformanceV2,
+};
+
+type V2Mount = (context: SampleHttpContext, options: SampleV2Options) => Promise<SampleHttpMount>;
+
+/** Each sample app's v2 mount (the function its `main.ts` runs), by target name. */
+const V2_MOUNTS: Readonly<Record<string, V2Mount>> = {
+  'express-server': mountExpressV2App,
+  'fastify-server': mountFastifyV2App,
+};
+
+/** Every v2 target, in the order of the results table. */
+export const V2_TARGETS = ['node:http', ...Object.keys(V2_MOUNTS)] as const;
+
+/** Starts the v2 node:http handler (both eras at `/mcp`) in conformance mode on 127.0.0.1. */
+async function startNodeHttpV2(): Promise<{ url: string; close(): Promise<void> }> {
   const engine = createAuthSec({
     issuers: [{ issuer: CONFORMANCE_ISSUER, keys: [conformanceKey()] }],
     // The audience is never checked in this mode (no token is verified); the resource URL comes once bound.
@@ -475,12 +505,9 @@ export async function startV2ConformanceTarget(): Promise<{ url: string; close()
   const server = protect(
     authsec,
     { name: 'authsec-conformance-v2', version: '1.0.0' },
-    { serverOptions: { capabilities: { logging: {}, completions: {} } } },
+    { serverOptions: CONFORMANCE_V2_OPTIONS.serverOptions! },
   );
-  declareTools(server);
-  declareResourcesAndPrompts(server);
-  declareInputRequired(server);
-  declareStatelessDiagnostics(server);
+  declareConformanceV2(server);
   const http: RunningHttpServer = await startMcpV2HttpServer({
     server,
     authsec,
@@ -493,4 +520,23 @@ export async function startV2ConformanceTarget(): Promise<{ url: string; close()
       await engine.close();
     },
   };
+}
+
+/**
+ * Starts a v2 target in conformance mode on 127.0.0.1: the node:http handler, or a sample app's own v2 mount
+ * given the suite's primitives (and none of the sample tools).
+ */
+export async function startV2ConformanceTarget(
+  target: string = 'node:http',
+): Promise<{ url: string; close(): Promise<void> }> {
+  if (target === 'node:http') return startNodeHttpV2();
+  const mount = V2_MOUNTS[target];
+  if (mount === undefined) throw new TypeError(`unknown v2 conformance target: ${target}`);
+  const served = await serveSampleHttpApp({
+    host: '127.0.0.1',
+    port: 0,
+    open: async (resourceUrl) => ({ ...openConformanceMode(resourceUrl), tools: [] }),
+    mount: (context) => mount(context, CONFORMANCE_V2_OPTIONS),
+  });
+  return { url: served.resourceUrl, close: () => served.close() };
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Check, runConformanceSuite } from '../src/suite.js';
-import { startV2ConformanceTarget } from '../src/v2-target.js';
+import { startV2ConformanceTarget, V2_TARGETS } from '../src/v2-target.js';
 
 const PKG = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const CLI = join(PKG, 'node_modules/conformance-v02/dist/index.js');
@@ -40,18 +40,18 @@ const verdict = (checks: Check[] | undefined): string =>
         ? 'pass (warnings)'
         : 'pass';
 
-describe('official MCP conformance suite 0.2 on the v2 node:http handler (both eras)', () => {
+describe.each(V2_TARGETS)('official MCP conformance suite 0.2 on the v2 line, %s (both eras)', (name) => {
   let target: { url: string; close(): Promise<void> };
   const table = new Map<string, Map<string, string>>();
   beforeAll(async () => {
-    target = await startV2ConformanceTarget();
+    target = await startV2ConformanceTarget(name);
   });
   afterAll(async () => {
     await target?.close();
     const lines = ['| run | scenario | result |', '| --- | --- | --- |'];
     for (const [run, row] of table)
       for (const [scenario, result] of row) lines.push(`| ${run} | ${scenario} | ${result} |`);
-    console.log(`\nCONFORMANCE 0.2 RESULTS (v2 node:http)\n${lines.join('\n')}\n`);
+    console.log(`\nCONFORMANCE 0.2 RESULTS (v2 ${name})\n${lines.join('\n')}\n`);
   });
 
   it.each(Object.keys(RUNS))(
@@ -67,7 +67,7 @@ describe('official MCP conformance suite 0.2 on the v2 node:http handler (both e
         );
         if (UNSCORED.test(scenario)) continue;
         for (const c of checks.filter((check) => check.status === 'FAILURE'))
-          console.log(`[v2 ${run}] ${scenario} ${c.status} ${c.id}: ${c.errorMessage ?? ''}`);
+          console.log(`[v2 ${name} ${run}] ${scenario} ${c.status} ${c.id}: ${c.errorMessage ?? ''}`);
       }
       table.set(run, row);
       const baseline: Record<string, string[]> = existsSync(BASELINE)
@@ -81,7 +81,7 @@ describe('official MCP conformance suite 0.2 on the v2 node:http handler (both e
       // The baseline may only shrink: a scenario that passes now is reported so it can be struck off.
       const fixed = [...expected].filter((s) => results.has(s) && !failed(results.get(s)!));
       if (fixed.length > 0)
-        console.log(`[v2 ${run}] now passing, strike from the baseline: ${fixed.join(', ')}`);
+        console.log(`[v2 ${name} ${run}] now passing, strike from the baseline: ${fixed.join(', ')}`);
       expect(failures.filter((s) => !expected.has(s))).toEqual([]);
       // Bounded: the first run on a fresh machine also fetches Node 22; each suite run is capped at 300 s.
     },

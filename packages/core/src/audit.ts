@@ -13,6 +13,7 @@ export type AuditAction =
   | 'tool.call'
   | 'resource.read'
   | 'prompt.get'
+  | 'route.access'
   | 'login'
   | 'logout'
   | 'service.read'

@@ -138,6 +138,7 @@ export {
   type ResourceServer,
   type ResourceServerInput,
   type ResourceServerOptions,
+  type RouteGuard,
   toResourceServer,
 } from './resource-server.js';
 export {

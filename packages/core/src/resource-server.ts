@@ -6,7 +6,7 @@
  * this module; an adapter only moves these values between its framework's request and response.
  */
 
-import type { AuthSec, Readiness } from './engine.js';
+import type { AuthSec, Readiness, RequirementInput } from './engine.js';
 import { AuthSecError, type ErrorResponse, toErrorResponse } from './errors.js';
 import { requiredScopes } from './policy/index.js';
 import type { Logger, Principal } from './types.js';
@@ -59,6 +59,12 @@ export interface ResourceAuthInfo {
   readonly extra: { readonly [PRINCIPAL_EXTRA_KEY]: Principal };
 }
 
+/** See {@link ResourceServer.guard}: `target` names the route in the audit record (never its query). */
+export type RouteGuard = (
+  headers: { readonly authorization?: string | readonly string[] | undefined },
+  target: string,
+) => Promise<ResourceAuthInfo>;
+
 /** The framework-free resource server: see {@link createResourceServer}. */
 export interface ResourceServer {
   /** The canonical resource URL (the audience). */
@@ -83,6 +89,13 @@ export interface ResourceServer {
     principal: Principal,
     headers: { readonly authorization?: string | readonly string[] },
   ): ResourceAuthInfo;
+  /**
+   * The check of an ordinary (REST) route, compiled once (a bad requirement is a `TypeError` here, not on a
+   * request): it authenticates the request and, with a `requirement` (as a tool's), authorizes the caller,
+   * audited under `target`. Resolves to the request's `AuthInfo`; a refusal rejects with what
+   * {@link ResourceServer.challenge} answers. Every framework's route guard is this, translated.
+   */
+  guard(requirement?: RequirementInput): RouteGuard;
   /**
    * The HTTP answer to a refusal: 401 with `resource_metadata` and `scope` = `scopes_supported` (no `error`
    * when no token was sent); 403 `insufficient_scope` naming every scope needed plus those held; other 403s
@@ -184,6 +197,17 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     return derived.scopes;
   };
 
+  const authInfo: ResourceServer['authInfo'] = (principal, headers) => {
+    const token = (single(headers.authorization) ?? '').trim().replace(/^Bearer +/i, '');
+    return {
+      token,
+      clientId: principal.clientId ?? '',
+      scopes: [...principal.scopes],
+      expiresAt: principal.expiresAt,
+      resource,
+      extra: { [PRINCIPAL_EXTRA_KEY]: principal },
+    };
+  };
   return {
     resourceUrl,
     mcpPath,
@@ -199,15 +223,31 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     async authenticate(headers) {
       return authsec.authenticateHeader(single(headers.authorization));
     },
-    authInfo(principal, headers) {
-      const token = (single(headers.authorization) ?? '').trim().replace(/^Bearer +/i, '');
-      return {
-        token,
-        clientId: principal.clientId ?? '',
-        scopes: [...principal.scopes],
-        expiresAt: principal.expiresAt,
-        resource,
-        extra: { [PRINCIPAL_EXTRA_KEY]: principal },
+    authInfo,
+    guard(requirement) {
+      const compiled = requirement === undefined ? undefined : authsec.compile(requirement);
+      return async (headers, target) => {
+        const principal = await authsec.authenticateHeader(single(headers.authorization));
+        if (compiled !== undefined) {
+          const started = performance.now();
+          const decided = (error?: AuthSecError) =>
+            authsec.audit({
+              action: 'route.access',
+              decision: error === undefined ? 'allow' : 'deny',
+              principal,
+              target,
+              ...(error === undefined ? {} : { reason: error.code }),
+              latencyMicros: Math.round((performance.now() - started) * 1000),
+            });
+          try {
+            authsec.authorize(principal, compiled, target);
+          } catch (error) {
+            if (error instanceof AuthSecError) decided(error);
+            throw error;
+          }
+          decided();
+        }
+        return authInfo(principal, headers);
       };
     },
     challenge: (error) => toErrorResponse(error, { resourceMetadataUrl, scopes: scopesSupported() }),

@@ -29,9 +29,9 @@ export function routesMiddleware(routes: Routes, kit: EntryKit): RequestHandler 
 }
 
 /**
- * The bearer guard of ordinary routes: authenticates every request through the resource server, checks the
- * requirement (when given) with the engine, sets `req.auth`, and answers refusals with the resource server's
- * challenge (401 naming the metadata, 403 `insufficient_scope` naming the scopes to get, 503).
+ * The bearer guard of ordinary routes: the resource server's route guard (authenticate, then the requirement
+ * when given, audited under the route), `req.auth` set, refusals answered with the resource server's challenge
+ * (401 naming the metadata, 403 `insufficient_scope` naming the scopes to get, 503).
  */
 export function bearerGuard(
   rs: ResourceServer,
@@ -39,15 +39,14 @@ export function bearerGuard(
   kit: EntryKit,
 ): RequestHandler {
   // Compiled once: a bad requirement is a TypeError here, not on a request.
-  const compiled = requirement === undefined ? undefined : rs.authsec.compile(requirement);
+  const guard = rs.guard(requirement);
   return async (req, res, next) => {
-    const headers = { authorization: req.headers.authorization };
     try {
-      const principal = await rs.authenticate(headers);
       // The audit record names the route, never its query (which may carry anything).
-      if (compiled !== undefined)
-        rs.authsec.authorize(principal, compiled, `${req.method} ${kit.requestPath(req.originalUrl)}`);
-      (req as { auth?: unknown }).auth = rs.authInfo(principal, headers);
+      (req as { auth?: unknown }).auth = await guard(
+        req.headers,
+        `${req.method} ${kit.requestPath(req.originalUrl)}`,
+      );
     } catch (error) {
       kit.sendErrorResponse(res, rs.challenge(error));
       return;
