@@ -4,9 +4,9 @@
  * both Nest platforms.
  */
 import 'reflect-metadata';
-import type { RequestListener } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import type { SampleHttpContext, SampleHttpMount } from '@authsec/sample-tools';
-import type { INestApplication, NestApplicationOptions } from '@nestjs/common';
+import type { DynamicModule, INestApplication, NestApplicationOptions } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -37,6 +37,19 @@ export async function mountNestApp(
     resourceUrl,
     authorizationServers: issuers,
   });
+  // Closing Nest closes the MCP sessions (onModuleDestroy), then the MCP server and the engine.
+  return startNestApp(module, http, platform);
+}
+
+/**
+ * Creates the Nest application of `module` on `platform`, serving the already-listening `http` server, and
+ * starts it (the module mounts its routes in `app.init()`). Closing the mount closes Nest.
+ */
+export async function startNestApp(
+  module: DynamicModule,
+  http: Server,
+  platform: NestPlatform,
+): Promise<SampleHttpMount> {
   // A DI error is thrown (and reported) instead of aborting the process.
   const options: NestApplicationOptions = { abortOnError: false, logger: ['error', 'warn'] };
   let app: INestApplication;
@@ -54,7 +67,6 @@ export async function mountNestApp(
     express.disable('x-powered-by');
     app = express;
   }
-  // Mounts the MCP endpoint ahead of Nest's body parsers (AuthSecMcpService.onModuleInit).
   try {
     await app.init();
     // Nest's init registers the routes and hooks; Fastify compiles them when ready (listen() is never called).
@@ -65,6 +77,5 @@ export async function mountNestApp(
   }
   // On Express, the HTTP server is ours (bound first) and Nest's Express instance answers its requests.
   if (platform === 'express') http.on('request', app.getHttpAdapter().getInstance());
-  // Closing Nest closes the MCP sessions (onModuleDestroy), then the MCP server and the engine.
   return { close: () => app.close() };
 }

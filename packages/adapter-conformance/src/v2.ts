@@ -11,7 +11,8 @@
  */
 
 import { createAuthSec, MemoryAuditSink, silentLogger } from '@authsec/core';
-import { declareTools, type ProtectedMcpServer, protect } from '@authsec/mcp/v2';
+import { type ProtectedMcpServer, protect } from '@authsec/mcp/v2';
+import { declareTools } from '@authsec/mcp/v2/tools';
 import { createSampleTools } from '@authsec/sample-tools';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -88,8 +89,40 @@ function modern(
   };
 }
 
+/**
+ * The REST routes an adapter mounts for the suite's REST part, each guarded the framework's way with the
+ * requirement named here, answering `{ subject, scopes }` from the verified caller (`auth.extra.principal`,
+ * `auth.scopes`).
+ */
+export const REST_ROUTES = Object.freeze({
+  /** `GET /api/me`: any valid token. */
+  me: { method: 'GET', path: '/api/me', requirement: undefined },
+  /** `POST /api/resources`: scope `write`. */
+  write: { method: 'POST', path: '/api/resources', requirement: Object.freeze({ scopes: ['write'] }) },
+  /** `GET /api/admin`: role `admin`. */
+  admin: { method: 'GET', path: '/api/admin', requirement: Object.freeze({ roles: ['admin'] }) },
+} as const);
+
+/** What a guarded REST route answers (see {@link REST_ROUTES}). */
+export const restAnswer = (
+  auth: { scopes: readonly string[]; extra: { principal: { subject: string } } } | undefined,
+) => ({
+  subject: auth?.extra.principal.subject,
+  scopes: auth?.scopes,
+});
+
+/** Options of {@link defineAdapterConformanceV2}. */
+export interface ConformanceV2Options {
+  /** The adapter mounts {@link REST_ROUTES} with its route guard: run the REST part. Default `false`. */
+  readonly rest?: boolean;
+}
+
 /** Defines the v2 conformance suite for one HTTP adapter. */
-export function defineAdapterConformanceV2(name: string, start: StartV2Adapter): void {
+export function defineAdapterConformanceV2(
+  name: string,
+  start: StartV2Adapter,
+  suiteOptions: ConformanceV2Options = {},
+): void {
   describe(`${name}: HTTP adapter conformance on the v2 SDK`, () => {
     let url: string;
     let origin: string;
@@ -324,5 +357,70 @@ export function defineAdapterConformanceV2(name: string, start: StartV2Adapter):
       expect(big.status).toBe(413);
       await big.body?.cancel();
     });
+
+    // Registered only where the adapter has REST routes (node:http has none), so nothing is skipped silently.
+    if (suiteOptions.rest === true)
+      describe('REST routes behind the route guard', () => {
+        const rest = (route: keyof typeof REST_ROUTES, headers: Record<string, string> = {}, query = '') =>
+          fetch(`${origin}${REST_ROUTES[route].path}${query}`, {
+            method: REST_ROUTES[route].method,
+            headers,
+          });
+
+        it('sets the verified caller for a valid token, with the application hook', async () => {
+          const me = await rest('me', { authorization: `Bearer ${token(ANALYST)}` });
+          expect(me.status).toBe(200);
+          expect(me.headers.get(APP_HOOK_HEADER)).toBe('1');
+          expect(await me.json()).toEqual({ subject: ANALYST.sub, scopes: ['read'] });
+          const writer = await rest('write', {
+            authorization: `Bearer ${token({ ...ANALYST, scope: 'write' })}`,
+          });
+          expect(writer.status).toBe(200);
+          expect(await writer.json()).toEqual({ subject: ANALYST.sub, scopes: ['write'] });
+        });
+
+        it('401 with the same challenges as MCP: no token, an expired one', async () => {
+          const none = await rest('me');
+          expect(none.status).toBe(401);
+          expect(none.headers.get('www-authenticate')).toBe(
+            `Bearer scope="write read admin", resource_metadata="${metadataUrl}"`,
+          );
+          expect(await none.json()).toMatchObject({ code: 'TOKEN_MISSING' });
+          const expired = await rest('me', {
+            authorization: `Bearer ${token({ ...ADMIN, exp: Math.floor(Date.now() / 1000) - 3600 })}`,
+          });
+          expect(expired.status).toBe(401);
+          expect(expired.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token"/);
+          expect(await expired.json()).toMatchObject({ code: 'TOKEN_EXPIRED' });
+        });
+
+        it('403 insufficient_scope naming the scope, 403 without a challenge for a role; audited without the query', async () => {
+          const analyst = { authorization: `Bearer ${token(ANALYST)}` };
+          const scope = await rest('write', analyst, '?secret=1');
+          expect(scope.status).toBe(403);
+          expect(scope.headers.get('www-authenticate')).toMatch(
+            /error="insufficient_scope".*scope="[^"]*write/,
+          );
+          expect(await scope.json()).toMatchObject({ code: 'INSUFFICIENT_SCOPE' });
+          expect(sink.events).toContainEqual(
+            expect.objectContaining({
+              action: 'route.access',
+              target: 'POST /api/resources',
+              decision: 'deny',
+              reason: 'INSUFFICIENT_SCOPE',
+            }),
+          );
+          expect(JSON.stringify(sink.events)).not.toContain('secret=1');
+          const role = await rest('admin', analyst);
+          expect(role.status).toBe(403);
+          expect(role.headers.get('www-authenticate')).toBeNull();
+          expect(await role.json()).toMatchObject({ code: 'PERMISSION_DENIED' });
+          const admin = await rest('admin', { authorization: `Bearer ${token(ADMIN)}` });
+          expect(admin.status).toBe(200);
+          expect(sink.events).toContainEqual(
+            expect.objectContaining({ action: 'route.access', target: 'GET /api/admin', decision: 'allow' }),
+          );
+        });
+      });
   });
 }

@@ -8,6 +8,7 @@
 import { createAuthSec, createLogger } from '@authsec/core';
 import { mountExpressV2App } from '@authsec/example-express-server/app-v2';
 import { mountFastifyV2App } from '@authsec/example-fastify-server/app-v2';
+import { mountNestV2App } from '@authsec/example-nestjs-server/app-v2';
 import type { RunningHttpServer } from '@authsec/mcp';
 import { type ProtectedMcpServer, protect, ResourceTemplate, startMcpV2HttpServer } from '@authsec/mcp/v2';
 import { type SampleHttpContext, type SampleHttpMount, serveSampleHttpApp } from '@authsec/sample-tools';
@@ -488,6 +489,8 @@ type V2Mount = (context: SampleHttpContext, options: SampleV2Options) => Promise
 const V2_MOUNTS: Readonly<Record<string, V2Mount>> = {
   'express-server': mountExpressV2App,
   'fastify-server': mountFastifyV2App,
+  'nestjs-server (Express)': (context, options) => mountNestV2App(context, 'express', options),
+  'nestjs-server (Fastify)': (context, options) => mountNestV2App(context, 'fastify', options),
 };
 
 /** Every v2 target, in the order of the results table. */

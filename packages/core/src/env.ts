@@ -44,6 +44,8 @@ export const AUTHSEC_ENV_VARIABLES = {
   AUTHSEC_AUDIT_CHECKPOINT_FILE:
     'File the signed audit checkpoints are appended to (keep it off the database host), or "off". Default: audit-checkpoints.jsonl in the data folder.',
   AUTHSEC_DEV_IDP_PORT: 'Port of the embedded development IdP (no AUTHSEC_ISSUER). Default 4780.',
+  AUTHSEC_NEST_PLATFORM:
+    'The NestJS sample app only: the Nest HTTP platform, express or fastify. Default express. Other apps ignore it.',
 } as const;
 
 /** A name of the contract. */

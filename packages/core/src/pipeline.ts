@@ -137,8 +137,15 @@ export interface RequestPipelineOptions extends RequestPolicyOptions {
 /** Header values as Node and the frameworks give them (lowercase names). */
 export type PipelineHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
 
-/** The body of a request: bytes to read under the size limit, or a value a framework already parsed. */
-export type PipelineBody = { readonly stream: AsyncIterable<Uint8Array> } | { readonly parsed: unknown };
+/**
+ * The body of a request: bytes to read under the size limit, a value a framework already parsed, or what a
+ * framework's own parser failed on (a body that is not JSON, or larger than its limit), answered as the
+ * pipeline answers its own (400 `-32700`, 413).
+ */
+export type PipelineBody =
+  | { readonly stream: AsyncIterable<Uint8Array> }
+  | { readonly parsed: unknown }
+  | { readonly failed: 'malformed' | 'too-large' };
 
 /** One HTTP request, as plain values. */
 export interface PipelineRequest {
@@ -448,6 +455,10 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
   ): Promise<{ ok: true; value: unknown } | { ok: false; result: PipelineResult }> => {
     if (body === undefined) return { ok: true, value: undefined };
     if ('parsed' in body) return { ok: true, value: body.parsed };
+    const malformed = (): { ok: false; result: PipelineResult } => ({
+      ok: false,
+      result: respond(rpcError(400, -32700, 'Parse error: the body is not valid JSON', cors)),
+    });
     const tooLarge = (): { ok: false; result: PipelineResult } => ({
       ok: false,
       result: respond(
@@ -460,6 +471,7 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
         ),
       ),
     });
+    if ('failed' in body) return body.failed === 'too-large' ? tooLarge() : malformed();
     if (Number.isFinite(declared) && declared > maxBody) return tooLarge();
     const read = await readChunks(body.stream, maxBody);
     if (read === 'too-large') return tooLarge();
@@ -472,10 +484,7 @@ export function createRequestPipeline(options: RequestPipelineOptions): RequestP
     try {
       return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
     } catch {
-      return {
-        ok: false,
-        result: respond(rpcError(400, -32700, 'Parse error: the body is not valid JSON', cors)),
-      };
+      return malformed();
     }
   };
 

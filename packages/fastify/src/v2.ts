@@ -9,7 +9,7 @@
 import { createMcpV2Adapter, type McpV2HttpHandlerOptions } from '@authsec/mcp/v2';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { registerAdapter } from './shared.js';
+import { type Routes, registerAdapter, registerRoutes } from './shared.js';
 
 export { type AuthSecFastify, type AuthSecHook, requireAuthSec } from './shared.js';
 
@@ -32,6 +32,16 @@ export const authSecPlugin = fp<AuthSecPluginOptions>(
     registerAdapter(fastify, createMcpV2Adapter(options, 'authSecPlugin')),
   { fastify: '5.x', name: '@authsec/fastify/v2' },
 );
+
+/**
+ * AuthSec's routes (the `routes` of `createMcpV2Adapter` of `@authsec/mcp/v2`) as ordinary Fastify routes in an
+ * encapsulated context of `fastify`: the hooks and plugins registered before run on them, and the headers they
+ * set reach every answer. For hosts that build the adapter themselves (`@authsec/nestjs/v2` on Fastify);
+ * applications register {@link authSecPlugin}.
+ */
+export function registerAuthSecRoutes(fastify: FastifyInstance, routes: Routes): Promise<void> {
+  return registerRoutes(fastify, routes);
+}
 
 export type {
   ResourceAuthInfo,

@@ -104,7 +104,24 @@ export interface McpHttpHandler {
 }
 
 /** A request with what body parsers and the auth layer may have attached. */
-export type McpEndpointRequest = IncomingMessage & { body?: unknown; auth?: unknown };
+export type McpEndpointRequest = IncomingMessage & {
+  body?: unknown;
+  auth?: unknown;
+  /**
+   * What a framework's body parser mounted before the endpoint failed on (Express's `express.json()`, Nest's
+   * parser on Express): answered as the endpoint answers its own (400 `-32700`, 413). See {@link bodyParserFailure}.
+   */
+  bodyFailure?: 'malformed' | 'too-large';
+};
+
+/**
+ * What a body-parser error (Express's `express.json()`, Nest's parser on Express) says about the body: not
+ * JSON, or over the parser's limit; `undefined` for any other error (the application's to answer).
+ */
+export function bodyParserFailure(error: unknown): 'malformed' | 'too-large' | undefined {
+  const type = (error as { type?: unknown } | null)?.type;
+  return type === 'entity.parse.failed' ? 'malformed' : type === 'entity.too.large' ? 'too-large' : undefined;
+}
 
 /**
  * The Streamable HTTP MCP endpoint for one path, on `node:http` request and response objects (which Express,
@@ -168,7 +185,14 @@ export async function admit(
     rawHeaders: req.rawHeaders,
     remoteAddress: req.socket.remoteAddress,
     ...(req.method === 'POST'
-      ? { body: req.body !== undefined ? { parsed: req.body } : { stream: req } }
+      ? {
+          body:
+            req.bodyFailure !== undefined
+              ? { failed: req.bodyFailure }
+              : req.body !== undefined
+                ? { parsed: req.body }
+                : { stream: req },
+        }
       : {}),
   });
   if (result.kind === 'respond') {

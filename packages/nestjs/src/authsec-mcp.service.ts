@@ -27,6 +27,7 @@ import {
   DEFAULT_SERVER_NAME,
 } from './authsec.constants.js';
 import type { AuthSecToolMetadata } from './authsec.decorators.js';
+import { discoverMethods } from './authsec.discovery.js';
 import type { AuthSecModuleOptions } from './authsec.options.js';
 
 /** The subset of the Express application this service touches. */
@@ -116,31 +117,19 @@ export class AuthSecMcpService implements OnModuleInit, OnModuleDestroy, OnAppli
   }
 
   private discoverTools(): McpTool[] {
-    const tools: McpTool[] = [];
-    const seen = new Set<object>();
-    for (const wrapper of this.discovery.getProviders()) {
-      const instance: unknown = wrapper.instance;
-      if (typeof instance !== 'object' || instance === null || seen.has(instance)) continue;
-      if (!wrapper.isDependencyTreeStatic()) continue;
-      seen.add(instance);
-      const prototype = Object.getPrototypeOf(instance) as object | null;
-      if (prototype === null) continue;
-      for (const key of this.scanner.getAllMethodNames(prototype)) {
-        const method = (instance as Record<string, unknown>)[key];
-        if (typeof method !== 'function') continue;
-        const meta = this.reflector.get<AuthSecToolMetadata | undefined>(AUTHSEC_TOOL_METADATA, method);
-        if (meta === undefined) continue;
-        const handler: ToolHandler<unknown> = (args, context) => method.call(instance, args, context);
-        tools.push(
-          protect(meta.name, meta.requirement, handler, {
-            ...(meta.options.description === undefined ? {} : { description: meta.options.description }),
-            ...(meta.options.inputSchema === undefined ? {} : { inputSchema: meta.options.inputSchema }),
-            ...(meta.options.annotations === undefined ? {} : { annotations: meta.options.annotations }),
-          }),
-        );
-      }
-    }
-    return tools;
+    const found = discoverMethods<AuthSecToolMetadata>(
+      this.discovery,
+      this.scanner,
+      this.reflector,
+      AUTHSEC_TOOL_METADATA,
+    );
+    return found.map(({ meta, call }) =>
+      protect(meta.name, meta.requirement, call as ToolHandler<unknown>, {
+        ...(meta.options.description === undefined ? {} : { description: meta.options.description }),
+        ...(meta.options.inputSchema === undefined ? {} : { inputSchema: meta.options.inputSchema }),
+        ...(meta.options.annotations === undefined ? {} : { annotations: meta.options.annotations }),
+      }),
+    );
   }
 
   private mount(routes: McpRoutes): void {

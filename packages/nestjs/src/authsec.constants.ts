@@ -8,5 +8,7 @@ export const AUTHSEC_RESOURCE_SERVER = Symbol.for('@authsec/nestjs:resource-serv
 export const AUTHSEC_TOOL_METADATA = '@authsec/nestjs:tool';
 /** Metadata key of {@link RequireAuth} on a handler or controller. */
 export const AUTHSEC_REQUIREMENT_METADATA = '@authsec/nestjs:requirement';
+/** Metadata key of {@link Public} on a handler or controller. */
+export const AUTHSEC_PUBLIC_METADATA = '@authsec/nestjs:public';
 /** The default MCP server name (and resource name). */
 export const DEFAULT_SERVER_NAME = 'authsec-nestjs';

@@ -1,14 +1,7 @@
-import type { Principal, Requirement } from '@authsec/core';
+import type { Requirement } from '@authsec/core';
 import type { ToolInputSchema } from '@authsec/mcp';
-import {
-  applyDecorators,
-  createParamDecorator,
-  type ExecutionContext,
-  SetMetadata,
-  UseGuards,
-} from '@nestjs/common';
-import { AUTHSEC_REQUIREMENT_METADATA, AUTHSEC_TOOL_METADATA } from './authsec.constants.js';
-import { AuthSecGuard } from './authsec.guard.js';
+import { SetMetadata } from '@nestjs/common';
+import { AUTHSEC_TOOL_METADATA } from './authsec.constants.js';
 
 /** Options of {@link AuthSecTool}. */
 export interface AuthSecToolOptions {
@@ -40,23 +33,3 @@ export function AuthSecTool(
 ): MethodDecorator {
   return SetMetadata(AUTHSEC_TOOL_METADATA, { name, requirement, options } satisfies AuthSecToolMetadata);
 }
-
-/**
- * Guards a REST controller or route with {@link AuthSecGuard}: a valid bearer token is required and, when given,
- * `requirement` (roles, groups, scopes, resources, permissions) must hold. A method's requirement replaces its
- * controller's.
- */
-export function RequireAuth(requirement: Requirement = {}): MethodDecorator & ClassDecorator {
-  return applyDecorators(SetMetadata(AUTHSEC_REQUIREMENT_METADATA, requirement), UseGuards(AuthSecGuard));
-}
-
-/** Reads the principal {@link AuthSecGuard} verified (on Express and Fastify requests alike). */
-export function principalOf(request: unknown): Principal | undefined {
-  return (request as { auth?: { extra?: { principal?: Principal } } } | undefined)?.auth?.extra?.principal;
-}
-
-/** The verified caller (`Principal` of `@authsec/core`) of a route guarded by {@link AuthSecGuard}. */
-export const CurrentUser = createParamDecorator(
-  (_data: unknown, context: ExecutionContext): Principal | undefined =>
-    principalOf(context.switchToHttp().getRequest()),
-);

@@ -11,6 +11,7 @@ export type { Principal, Requirement, ResourceServer } from '@authsec/core';
 export {
   AUTHSEC_ENGINE,
   AUTHSEC_MODULE_OPTIONS,
+  AUTHSEC_PUBLIC_METADATA,
   AUTHSEC_REQUIREMENT_METADATA,
   AUTHSEC_RESOURCE_SERVER,
   AUTHSEC_TOOL_METADATA,
@@ -20,11 +21,15 @@ export {
   AuthSecTool,
   type AuthSecToolMetadata,
   type AuthSecToolOptions,
-  CurrentUser,
-  principalOf,
-  RequireAuth,
 } from './authsec.decorators.js';
-export { AuthSecGuard } from './authsec.guard.js';
 export { AuthSecModule } from './authsec.module.js';
 export type { AuthSecModuleAsyncOptions, AuthSecModuleOptions } from './authsec.options.js';
+export {
+  AuthSecGuard,
+  type AuthSecHttpRequest,
+  CurrentUser,
+  Public,
+  principalOf,
+  RequireAuth,
+} from './authsec.route.js';
 export { AuthSecMcpService } from './authsec-mcp.service.js';

@@ -3,7 +3,8 @@
  * (`protect()` of `@authsec/mcp/v2`) with the context's tools, plus what a caller adds (the conformance runs
  * declare their own primitives on the same mount).
  */
-import { declareTools, type ProtectedMcpServer, type ProtectOptions, protect } from '@authsec/mcp/v2';
+import { type ProtectedMcpServer, type ProtectOptions, protect } from '@authsec/mcp/v2';
+import { declareTools } from '@authsec/mcp/v2/tools';
 import type { SampleHttpContext } from './http-app.js';
 
 /** What a v2 mount takes besides its context. */

@@ -163,56 +163,8 @@ describe('authSecMcpRouter over HTTP', () => {
   });
 });
 
+// The REST guard's answers (200, 401, 403, the audit) are the shared v2 suite's (test/v2/conformance.test.ts).
 describe('requireAuthSec on REST routes', () => {
-  it('sets req.auth for a valid token, with implied scopes', async () => {
-    const f = await fixture();
-    const base = await serve(f);
-    const res = await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${f.token(ANALYST)}` } });
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ subject: ANALYST.sub, scopes: ['read'] });
-    const writer = await fetch(`${base}/api/resources`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${f.token({ ...ANALYST, scope: 'write' })}` },
-    });
-    expect(writer.status).toBe(200);
-    expect(await writer.json()).toEqual({ subject: ANALYST.sub, scopes: ['write', 'read'] });
-  });
-
-  it('answers 401 with the same challenge as MCP: none, expired', async () => {
-    const f = await fixture();
-    const base = await serve(f);
-    const none = await fetch(`${base}/api/me`);
-    expect(none.status).toBe(401);
-    expect(none.headers.get('www-authenticate')).toContain('resource_metadata=');
-    expect(((await none.json()) as { code: string }).code).toBe('TOKEN_MISSING');
-    const expired = await fetch(`${base}/api/me`, {
-      headers: { authorization: `Bearer ${f.token(ANALYST, { expiresIn: -120 })}` },
-    });
-    expect(expired.status).toBe(401);
-    expect(expired.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
-    expect(((await expired.json()) as { code: string }).code).toBe('TOKEN_EXPIRED');
-  });
-
-  it('answers 403 insufficient_scope naming the scope to get, and 403 without one for a role', async () => {
-    const f = await fixture();
-    const base = await serve(f);
-    const analyst = { authorization: `Bearer ${f.token(ANALYST)}` };
-    const scope = await fetch(`${base}/api/resources`, { method: 'POST', headers: analyst });
-    expect(scope.status).toBe(403);
-    const challenge = scope.headers.get('www-authenticate') ?? '';
-    expect(challenge).toMatch(/error="insufficient_scope"/);
-    expect(challenge).toMatch(/scope="[^"]*write/);
-    expect(((await scope.json()) as { code: string }).code).toBe('INSUFFICIENT_SCOPE');
-    const role = await fetch(`${base}/api/admin`, { headers: analyst });
-    expect(role.status).toBe(403);
-    expect(role.headers.get('www-authenticate')).toBeNull();
-    expect(((await role.json()) as { code: string }).code).toBe('PERMISSION_DENIED');
-    const admin = await fetch(`${base}/api/admin`, {
-      headers: { authorization: `Bearer ${f.token(ADMIN)}` },
-    });
-    expect(admin.status).toBe(200);
-  });
-
   it('rejects a bad requirement or a missing resource server at creation', async () => {
     const f = await fixture();
     const mcp = router(f);

@@ -3,7 +3,8 @@
  * eras. `protect(authsec, { name, version })` in place of `new McpServer(...)`, one `requirement` per tool,
  * resource and prompt; serve it with `startMcpV2HttpServer` / `createMcpV2HttpHandler` (the request pipeline of
  * `@authsec/core` in front of the SDK's handler) or with the SDK's own entries through `server.factory`.
- * Nothing here reaches the v1 SDK, in code or declarations. Over stdio: `@authsec/mcp/v2/stdio`.
+ * Nothing here reaches the v1 SDK, in code or declarations. Over stdio: `@authsec/mcp/v2/stdio`; tools built
+ * with `protect()` of `@authsec/mcp` (the v1 line) on a v2 server: `declareTools` of `@authsec/mcp/v2/tools`.
  *
  * @packageDocumentation
  */
@@ -15,7 +16,7 @@ export type {
   McpHttpHandler,
   RunningHttpServer,
 } from '../endpoint.js';
-export { requestPath, sendErrorResponse } from '../endpoint.js';
+export { bodyParserFailure, type McpEndpointRequest, requestPath, sendErrorResponse } from '../endpoint.js';
 export { type ChangeScope, concerns, EVERYONE, type ScopedEventBus } from './events.js';
 export {
   createMcpV2Adapter,
@@ -44,5 +45,4 @@ export {
   protect,
   ResourceTemplate,
 } from './server.js';
-export { declareTools, type ToolChannel } from './tools.js';
 export { type AuthSecTokenVerifierOptions, authSecTokenVerifier } from './verifier.js';
