@@ -9,8 +9,14 @@
  * (`process.cpuUsage` in the child over the measured rounds), which the load generator sharing the two cores does
  * not blur. Writes `results/mcp-v2.json`; reports, never gates.
  *
+ * The frameworks: the same tool on a plain v2 server and through AuthSec on Express, Fastify, and NestJS on each
+ * platform; for each, ours against the plain server on the same framework (targets: >= 0.95x on Express and
+ * Fastify, >= 0.9x on NestJS) and the framework's own cost (the plain server on it against the plain server on
+ * `node:http`), measured in the same alternated rounds.
+ *
  * Tuning: `BENCH_MCP_ROUNDS` (default 9, at least 9), `BENCH_MCP_SECONDS` (default 3), `BENCH_MCP_WARMUP_SECONDS`
- * (default 2), `BENCH_MCP_CONNECTIONS` (default 10).
+ * (default 2), `BENCH_MCP_CONNECTIONS` (default 10), `BENCH_MCP_FRAMEWORKS` (comma-separated among `express`,
+ * `fastify`, `nest-express`, `nest-fastify`, or `none`; default all), `BENCH_MCP_INPROC_CALLS` (default 3000).
  */
 
 import { type ChildProcess, fork } from 'node:child_process';
@@ -18,6 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { nextMessage } from './lib/children.js';
+import { FRAMEWORKS, type Framework } from './lib/mcp-v2-frameworks.js';
 import type { BenchV2ServerKind, InProcessRequest, V2ChildMessage } from './lib/mcp-v2-servers.js';
 import {
   alternateRounds,
@@ -36,10 +43,85 @@ const TARGET_PLAIN = 0.95;
 const TARGET_BEARER = 1.3;
 const MODERN = '2026-07-28';
 
+/** One place a plain v2 server and ours are compared: `node:http` or a framework. */
+interface Stack {
+  readonly label: string;
+  readonly plain: BenchV2ServerKind;
+  readonly ours: BenchV2ServerKind;
+  readonly plainName: string;
+  readonly oursName: string;
+  /** Ours over the plain server on the same stack, at least. */
+  readonly target: number;
+}
+
+const STACKS: Record<'node' | Framework, Stack> = {
+  node: {
+    label: 'node:http',
+    plain: 'v2-plain',
+    ours: 'v2-authsec',
+    plainName: 'plain v2 createMcpHandler',
+    oursName: '@authsec/mcp/v2, cache on, audit',
+    target: TARGET_PLAIN,
+  },
+  express: {
+    label: 'Express 5',
+    plain: 'v2-plain-express',
+    ours: 'v2-authsec-express',
+    plainName: 'plain v2 on Express',
+    oursName: '@authsec/express/v2',
+    target: TARGET_PLAIN,
+  },
+  fastify: {
+    label: 'Fastify 5',
+    plain: 'v2-plain-fastify',
+    ours: 'v2-authsec-fastify',
+    plainName: 'plain v2 on Fastify',
+    oursName: '@authsec/fastify/v2',
+    target: TARGET_PLAIN,
+  },
+  'nest-express': {
+    label: 'NestJS on Express',
+    plain: 'v2-plain-nest-express',
+    ours: 'v2-authsec-nest-express',
+    plainName: 'plain v2 in Nest (Express)',
+    oursName: '@authsec/nestjs/v2 (Express)',
+    target: 0.9,
+  },
+  'nest-fastify': {
+    label: 'NestJS on Fastify',
+    plain: 'v2-plain-nest-fastify',
+    ours: 'v2-authsec-nest-fastify',
+    plainName: 'plain v2 in Nest (Fastify)',
+    oursName: '@authsec/nestjs/v2 (Fastify)',
+    target: 0.9,
+  },
+};
+
+/** The frameworks `BENCH_MCP_FRAMEWORKS` names (default all); a name it does not know stops the run. */
+function frameworksToRun(): Framework[] {
+  const raw = process.env.BENCH_MCP_FRAMEWORKS?.trim();
+  if (raw === undefined || raw === '') return [...FRAMEWORKS];
+  if (raw === 'none') return [];
+  const names = raw.split(',').map((n) => n.trim());
+  const unknown = names.filter((n) => !(FRAMEWORKS as readonly string[]).includes(n));
+  if (unknown.length > 0)
+    throw new Error(
+      `BENCH_MCP_FRAMEWORKS: unknown ${unknown.join(', ')} (expected ${FRAMEWORKS.join(', ')} or none)`,
+    );
+  return names as Framework[];
+}
+
+/** The stacks of this run: `node:http` always, then the frameworks asked for. */
+const stacks: readonly Stack[] = [STACKS.node, ...frameworksToRun().map((f) => STACKS[f])];
+
 const CASES: readonly { id: BenchV2ServerKind; name: string }[] = [
-  { id: 'v2-plain', name: 'plain v2 createMcpHandler' },
+  { id: 'v2-plain', name: STACKS.node.plainName },
   { id: 'v2-bearer', name: 'v2 requireBearerAuth + jose' },
-  { id: 'v2-authsec', name: '@authsec/mcp/v2, cache on, audit' },
+  { id: 'v2-authsec', name: STACKS.node.oursName },
+  ...stacks.slice(1).flatMap((stack) => [
+    { id: stack.plain, name: stack.plainName },
+    { id: stack.ours, name: stack.oursName },
+  ]),
 ];
 
 interface Target {
@@ -172,10 +254,18 @@ async function inProcessRound(
   return calls / (answer.micros / 1e6);
 }
 
-/** The three cases among a report's rows. */
+/** A case's row among a report's rows. */
+function rowOf<R extends { readonly target: Target }>(rows: readonly R[], id: BenchV2ServerKind): R {
+  return rows.find((r) => r.target.id === id)!;
+}
+
+/** The three `node:http` cases among a report's rows. */
 function byKind<R extends { readonly target: Target }>(rows: readonly R[]) {
-  const find = (id: BenchV2ServerKind) => rows.find((r) => r.target.id === id)!;
-  return { plain: find('v2-plain'), bearer: find('v2-bearer'), ours: find('v2-authsec') };
+  return {
+    plain: rowOf(rows, 'v2-plain'),
+    bearer: rowOf(rows, 'v2-bearer'),
+    ours: rowOf(rows, 'v2-authsec'),
+  };
 }
 
 async function main(): Promise<void> {
@@ -187,7 +277,7 @@ async function main(): Promise<void> {
   try {
     for (const { id, name } of CASES) targets.push(await startTarget(id, name));
     for (const target of targets) await check(target);
-    for (const target of targets.filter((t) => t.id !== 'v2-plain')) {
+    for (const target of targets.filter((t) => !t.id.startsWith('v2-plain'))) {
       const refused = await fetch(target.url, {
         method: 'POST',
         headers: { ...target.headers, authorization: 'Bearer not-a-token' },
@@ -227,7 +317,7 @@ async function main(): Promise<void> {
       if (s.calls < target.answered)
         throw new Error(`${target.name}: ${target.answered} answers but the tool ran ${s.calls} times`);
       // Ours records one allowed tool.call per run of the tool (and one authenticate deny for the bad token).
-      if (target.id === 'v2-authsec' && (s.audit['tool.call:allow'] ?? 0) !== s.calls)
+      if (target.id.startsWith('v2-authsec') && (s.audit['tool.call:allow'] ?? 0) !== s.calls)
         throw new Error(`${target.name}: ${s.calls} calls but ${JSON.stringify(s.audit)} audit events`);
     }
     // The in-process variant: the same listener in the same process, driven without sockets, alternated.
@@ -245,6 +335,61 @@ async function main(): Promise<void> {
   } finally {
     for (const target of targets) if (target.child.connected) target.child.disconnect();
   }
+}
+
+/** A case's figures in one variant (HTTP or in process): median per second, its rounds, CPU µs per call. */
+interface Figures {
+  readonly target: Target;
+  readonly median: number;
+  readonly samples: readonly number[];
+  readonly cpu: number;
+}
+
+/**
+ * Per stack: ours over the plain server on the same stack (medians, paired rounds, server CPU per call), against
+ * the stack's target, and the stack's own cost (the plain server on it against the plain one on `node:http`).
+ */
+function stackComparison(figures: readonly Figures[]) {
+  const plainNode = rowOf(figures, 'v2-plain');
+  return stacks.map((stack) => {
+    const plain = rowOf(figures, stack.plain);
+    const ours = rowOf(figures, stack.ours);
+    const ratio = ours.median / plain.median;
+    return {
+      stack: stack.label,
+      ours: stack.ours,
+      target: stack.target,
+      oursOverPlain: ratio,
+      paired: pairedRatio(ours.samples, plain.samples),
+      byCpu: plain.cpu / ours.cpu,
+      met: ratio >= stack.target,
+      frameworkOverNode: plain.median / plainNode.median,
+      frameworkCpuMicros: plain.cpu - plainNode.cpu,
+      oursCpuMicros: ours.cpu - plain.cpu,
+    };
+  });
+}
+
+function stackTable(comparison: ReturnType<typeof stackComparison>): string {
+  return formatTable(
+    [
+      { header: 'stack', cell: (r: (typeof comparison)[number]) => r.stack, align: 'left' },
+      { header: 'ours / plain on it', cell: (r) => formatRatio(r.oursOverPlain) },
+      { header: 'paired', cell: (r) => formatRatio(r.paired) },
+      { header: 'by CPU', cell: (r) => formatRatio(r.byCpu) },
+      { header: 'target', cell: (r) => `>= ${r.target}x ${r.met ? 'PASS' : 'MISS'}` },
+      {
+        header: 'ours CPU µs/call',
+        cell: (r) => `${r.oursCpuMicros >= 0 ? '+' : ''}${r.oursCpuMicros.toFixed(1)}`,
+      },
+      { header: 'stack / node:http (plain)', cell: (r) => formatRatio(r.frameworkOverNode) },
+      {
+        header: 'stack CPU µs/call',
+        cell: (r) => `${r.frameworkCpuMicros >= 0 ? '+' : ''}${r.frameworkCpuMicros.toFixed(1)}`,
+      },
+    ],
+    comparison,
+  );
 }
 
 function report(
@@ -290,6 +435,12 @@ function report(
   out.write(
     `ours / v2 bearer: ${formatRatio(overBearer)} (paired ${formatRatio(pairedRatio(ours.samples, bearer.samples))}), by server CPU per call ${formatRatio(cpuOverBearer)}   ${mark(overBearer >= TARGET_BEARER)} (target >= ${TARGET_BEARER}x)\n`,
   );
+  const httpStacks = stackComparison(
+    rows.map((r) => ({ target: r.target, median: r.reqs.median, samples: r.samples, cpu: r.cpuPerCall })),
+  );
+  out.write(
+    `\nPer stack: ours over the plain v2 server on the same stack; the stack's own cost is its plain server over the plain one on node:http (CPU: what it adds per call)\n\n${stackTable(httpStacks)}\n`,
+  );
   const inRows = targets.map((target, i) => ({
     target,
     perSecond: summarize(inproc.samples[i]!),
@@ -315,6 +466,15 @@ function report(
   out.write(
     `in process, ours / plain v2: ${formatRatio(inOverPlain)}   ${mark(inOverPlain >= TARGET_PLAIN)} (target >= ${TARGET_PLAIN}x); ours / v2 bearer: ${formatRatio(inOverBearer)}   ${mark(inOverBearer >= TARGET_BEARER)} (target >= ${TARGET_BEARER}x)\n`,
   );
+  const inStacks = stackComparison(
+    inRows.map((r, i) => ({
+      target: r.target,
+      median: r.perSecond.median,
+      samples: inproc.samples[i]!,
+      cpu: r.cpu.median,
+    })),
+  );
+  out.write(`\nIn process, per stack\n\n${stackTable(inStacks)}\n\n`);
   const output = join(packageRoot(import.meta.url), 'results', 'mcp-v2.json');
   writeJson(output, {
     generatedAt: new Date().toISOString(),
@@ -342,6 +502,7 @@ function report(
       inProcessOverPlain: inOverPlain,
       inProcessOverBearer: inOverBearer,
     },
+    stacks: { http: httpStacks, inProcess: inStacks },
     inProcess: inRows.map((r) => ({
       id: r.target.id,
       callsPerSecond: r.perSecond,

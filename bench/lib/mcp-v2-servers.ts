@@ -9,6 +9,8 @@
  *   the local ES256 key on every request, in front of the same handler (the tool greets from `authInfo`).
  * - `v2-authsec`: `protect()` + `createMcpV2HttpHandler` of `@authsec/mcp/v2` with the verified-token cache on
  *   and an audit sink that counts events (the cost of one audit event per call, no I/O).
+ * - `v2-plain-<framework>` and `v2-authsec-<framework>` (`express`, `fastify`, `nest-express`, `nest-fastify`):
+ *   the plain handler and the same protected server on that framework, as `mcp-v2-frameworks.ts` mounts them.
  *
  * IPC with the parent: `{ type: 'ready', url, hello, token? }` once listening; on `{ type: 'stats' }` it answers
  * `{ type: 'stats', calls, audit, cpuMicros }` (tool runs, audit events by action and decision, and the process's
@@ -34,10 +36,21 @@ import {
   requireBearerAuth,
 } from '@modelcontextprotocol/server';
 import { exportJWK, generateKeyPair, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { FRAMEWORKS, type Framework, mountFramework } from './mcp-v2-frameworks.js';
 
-/** The kinds of server this script runs. */
-export type BenchV2ServerKind = 'v2-plain' | 'v2-bearer' | 'v2-authsec';
-const KINDS: readonly BenchV2ServerKind[] = ['v2-plain', 'v2-bearer', 'v2-authsec'];
+/** The kinds of server this script runs: the three on `node:http`, then plain and ours on each framework. */
+export type BenchV2ServerKind =
+  | 'v2-plain'
+  | 'v2-bearer'
+  | 'v2-authsec'
+  | `v2-plain-${Framework}`
+  | `v2-authsec-${Framework}`;
+export const KINDS: readonly BenchV2ServerKind[] = [
+  'v2-plain',
+  'v2-bearer',
+  'v2-authsec',
+  ...FRAMEWORKS.flatMap((f) => [`v2-plain-${f}`, `v2-authsec-${f}`] as const),
+];
 
 const BENCH_EMAIL = 'ada@acme.example';
 const HELLO_TEXT = `Hello, ${BENCH_EMAIL}!`;
@@ -174,8 +187,9 @@ async function main(): Promise<void> {
     .setExpirationTime('2h')
     .sign(privateKey);
 
+  const framework = FRAMEWORKS.find((f) => kind.endsWith(`-${f}`));
   let listener: Listener;
-  if (kind === 'v2-authsec') {
+  if (kind.startsWith('v2-authsec')) {
     const authsec = createAuthSec({
       issuers: [{ issuer: ISSUER, keys: [publicJwk] }],
       audience: url,
@@ -187,7 +201,17 @@ async function main(): Promise<void> {
     server.registerTool('hello', { description: DESCRIPTION, requirement: {} }, async (args) =>
       helloResult(`Hello, ${args._user_info?.email}!`),
     );
-    listener = createMcpV2HttpHandler({ server, authsec, resourceUrl: url, authorizationServers: [ISSUER] });
+    if (framework)
+      listener = await mountFramework(framework, { http, ours: { server, authsec, url, issuer: ISSUER } });
+    else {
+      listener = createMcpV2HttpHandler({
+        server,
+        authsec,
+        resourceUrl: url,
+        authorizationServers: [ISSUER],
+      });
+      http.on('request', listener);
+    }
   } else {
     const handler = createMcpHandler((ctx) => {
       const server = new McpServer(INFO);
@@ -234,12 +258,15 @@ async function main(): Promise<void> {
     } else {
       node = toNodeHandler(handler);
     }
-    listener = (req, res) => {
-      if (!req.url?.startsWith('/mcp')) return notFound(res);
-      void node(req, res);
-    };
+    if (framework) listener = await mountFramework(framework, { http, plain: node });
+    else {
+      listener = (req, res) => {
+        if (!req.url?.startsWith('/mcp')) return notFound(res);
+        void node(req, res);
+      };
+      http.on('request', listener);
+    }
   }
-  http.on('request', listener);
 
   process.on('message', (message: { type?: string }) => {
     if (message?.type === 'inproc') {
@@ -263,7 +290,7 @@ async function main(): Promise<void> {
     type: 'ready',
     url,
     hello: HELLO_TEXT,
-    ...(kind === 'v2-plain' ? {} : { token }),
+    ...(kind.startsWith('v2-plain') ? {} : { token }),
   } satisfies V2ChildMessage);
 }
 

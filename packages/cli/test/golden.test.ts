@@ -125,6 +125,131 @@ describe.each(ENGINES)('golden path ($name)', ({ create }) => {
     expect(human.stdout).toContain('Scopes to request: write read');
   });
 
+  it('check --args explains the conditions of a requirement, and refuses with CONDITION_FAILED', async () => {
+    const refund = {
+      roles: ['admin'],
+      when: ['args.amount <= 1000', 'args.project.startsWith(user.sub + "/")'],
+    };
+    const withArgs = async (args: string) => {
+      const result = await run(
+        'check',
+        'alice',
+        '--tenant',
+        'acme',
+        '--tool-requirement',
+        JSON.stringify(refund),
+        '--args',
+        args,
+        '--json',
+      );
+      expect(result.code, result.stderr).toBe(0);
+      return json<CheckJson & { conditions: { expression: string; result: string }[] }>(result);
+    };
+    const allowed = await withArgs('{"amount":250,"project":"alice/site"}');
+    expect(allowed).toMatchObject({ allowed: true, refusal: null });
+    expect(allowed.conditions.map((c) => c.result)).toEqual(['pass', 'pass']);
+    const over = await withArgs('{"amount":5000,"project":"bob/site"}');
+    expect(over.allowed).toBe(false);
+    expect(over.refusal).toMatchObject({ code: 'CONDITION_FAILED' });
+    expect(over.refusal?.message).toContain('args.amount <= 1000');
+    expect(over.conditions.map((c) => c.result)).toEqual(['fail', 'fail']);
+    // No --args: the conditions see {} and cannot be evaluated, which is not met.
+    const none = await run(
+      'check',
+      'alice',
+      '--tenant',
+      'acme',
+      '--tool-requirement',
+      JSON.stringify(refund),
+    );
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout).toMatch(/\nargs\.amount <= 1000\s+error\n/);
+    expect(none.stdout).toMatch(
+      /Decision: deny CONDITION_FAILED: the condition args\.amount <= 1000 does not hold \(it cannot be evaluated/,
+    );
+    // A bad expression or bad --args is a usage error naming the flag.
+    const bad = await run('check', 'alice', '--tenant', 'acme', '--tool-requirement', '{"when":"args.x <="}');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--tool-requirement: requirement: condition "args.x <=" is not valid CEL/);
+    const badArgs = await run(
+      'check',
+      'alice',
+      '--tenant',
+      'acme',
+      '--tool-requirement',
+      JSON.stringify(refund),
+      '--args',
+      '[1]',
+    );
+    expect(badArgs.code).toBe(2);
+    expect(badArgs.stderr).toMatch(/--args: a JSON object/);
+  });
+
+  it("policy set|get|list|remove keeps a tenant's tool conditions; check --tool applies them", async () => {
+    const setRefund = ['policy', 'set', 'refund', '--tenant', 'acme'];
+    const conditions = ['--when', 'args.amount <= 500', '--when', 'args.currency == "EUR"'];
+    const set = await run(...setRefund, ...conditions);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain("Set 2 condition(s) on tool 'refund' in tenant 'acme'");
+    const again = await run(...setRefund, ...conditions, '--json');
+    expect(json(again)).toMatchObject({ tool: 'refund', changed: false });
+    const got = json<{ policies: { tool: string; conditions: string[] }[] }>(
+      await run('policy', 'get', 'refund', '--tenant', 'acme', '--json'),
+    );
+    expect(got.policies).toEqual([
+      expect.objectContaining({
+        tool: 'refund',
+        conditions: ['args.amount <= 500', 'args.currency == "EUR"'],
+      }),
+    ]);
+    expect((await run('policy', 'list', '--tenant', 'acme')).stdout).toMatch(
+      /^TOOL\s+CONDITIONS \(all must hold\)\s+UPDATED\nrefund\s+args\.amount <= 500, args\.currency == "EUR"/,
+    );
+
+    // check --tool: the tenant's conditions ANDed with the requirement's own (1,000 in code, 500 stored).
+    const checkRefund = async (args: string) =>
+      json<CheckJson & { conditions: { expression: string; result: string }[] }>(
+        await run(
+          'check',
+          'alice',
+          '--tenant',
+          'acme',
+          '--tool',
+          'refund',
+          '--tool-requirement',
+          '{"roles":["admin"],"when":"args.amount <= 1000"}',
+          '--args',
+          args,
+          '--json',
+        ),
+      );
+    const over = await checkRefund('{"amount":800,"currency":"EUR"}');
+    expect(over.refusal).toMatchObject({ code: 'CONDITION_FAILED' });
+    expect(over.conditions).toEqual([
+      { expression: 'args.amount <= 1000', result: 'pass' },
+      { expression: 'args.amount <= 500', result: 'fail' },
+      { expression: 'args.currency == "EUR"', result: 'pass' },
+    ]);
+    expect((await checkRefund('{"amount":300,"currency":"EUR"}')).allowed).toBe(true);
+
+    const bad = await run('policy', 'set', 'refund', '--tenant', 'acme', '--when', 'args.amount <=');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/Conditions of tool 'refund' in tenant 'acme': .*is not valid CEL/);
+    const missing = await run('policy', 'set', 'refund', '--tenant', 'acme');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--when/);
+
+    const removed = await run('policy', 'remove', 'refund', '--tenant', 'acme');
+    expect(removed.stdout).toContain("Removed the conditions of tenant 'acme' on tool 'refund'");
+    expect((await run('policy', 'remove', 'refund', '--tenant', 'acme')).stdout).toContain(
+      'had no conditions',
+    );
+    expect((await run('policy', 'get', 'refund', '--tenant', 'acme')).stdout).toContain(
+      "Tool 'refund' has no conditions",
+    );
+    expect((await checkRefund('{"amount":800,"currency":"EUR"}')).allowed).toBe(true);
+  });
+
   it('check counts token claims only when they are in the catalog', async () => {
     const result = await check(
       'carol',
@@ -190,6 +315,8 @@ describe.each(ENGINES)('golden path ($name)', ({ create }) => {
       'resource add projects',
       'permission add projects:deploy',
       'grant alice --issuer https://idp.test --role admin --scope read',
+      'policy set refund (2 condition(s))',
+      'policy remove refund',
       'grant group:engineering --resource projects',
       'scope add deploy',
       'revoke alice --issuer https://idp.test --role admin',
@@ -210,7 +337,7 @@ describe.each(ENGINES)('golden path ($name)', ({ create }) => {
 
     const last = await run('audit', 'tail', '--tenant', 'acme', '--limit', '2');
     expect(last.stdout.trim().split('\n')).toHaveLength(3);
-    expect(last.stdout).toMatch(/\n12\s+\S+\s+admin\.change\s+allow\s+cli:\S+\s+tenant disable acme/);
+    expect(last.stdout).toMatch(/\n14\s+\S+\s+admin\.change\s+allow\s+cli:\S+\s+tenant disable acme/);
 
     const verified = await run('audit', 'verify', '--tenant', 'acme');
     expect(verified.code, verified.stderr).toBe(0);

@@ -11,6 +11,7 @@ export type AuditAction =
   | 'authenticate'
   | 'tool.list'
   | 'tool.call'
+  | 'tool.condition'
   | 'resource.read'
   | 'prompt.get'
   | 'route.access'

@@ -3,6 +3,12 @@ import { type AuditAction, type AuditEvent, type AuditSink, digestArguments } fr
 import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } from './errors.js';
 import { createDefaultLogger } from './logger.js';
 import type { AuthSecOptions, DirectoryChange, PrincipalDirectory } from './options.js';
+import { conditionsOf } from './policy/compile.js';
+import { type CompiledCondition, conditionUser, failedCondition } from './policy/conditions.js';
+
+// Distinct stored condition lists compiled and kept (a tenant has one per tool it tightens).
+const MAX_STORED_CONDITION_SETS = 10_000;
+
 import {
   type CompiledRequirement,
   compileRequirement,
@@ -55,7 +61,8 @@ export interface UseInput {
  * hand it on (the request pipeline passes its decisions to the MCP server) and record it once.
  */
 export interface Decision {
-  readonly action: UseAction;
+  /** What was decided: a use, or (from {@link AuthSec.checkConditions}) a tool call's conditions. */
+  readonly action: UseAction | 'tool.condition';
   readonly target: string;
   readonly principal: Principal;
   /** The refusal (`PERMISSION_DENIED`, `INSUFFICIENT_SCOPE`, `SERVICE_UNAVAILABLE`, ...); absent when allowed. */
@@ -63,6 +70,15 @@ export interface Decision {
   readonly arguments?: unknown;
   /** How long deciding took. */
   readonly latencyMicros: number;
+}
+
+/** A tool call whose conditions {@link AuthSec.checkConditions} checks. */
+export interface ConditionCall {
+  /** The tool's name. */
+  readonly target: string;
+  readonly requirement: RequirementInput;
+  /** The validated arguments (a digest of them reaches the audit log). */
+  readonly args: Readonly<Record<string, unknown>>;
 }
 
 /** Fields of an audit record an adapter supplies; the engine fills in the rest. */
@@ -109,6 +125,16 @@ export interface AuthSec<M = unknown> {
   decide(principal: Principal, use: UseInput): Decision;
   /** Records a decision from {@link AuthSec.decide} as one audit event (never throws). */
   record(decision: Decision): void;
+  /**
+   * Checks the `when` conditions of a tool's requirement, and those the caller's tenant stored for the tool
+   * (`PrincipalDirectory.toolConditions`, ANDed), on the call's validated arguments (after the tool's input
+   * schema; without `_user_info`), and records the result as one `tool.condition` audit event. Rejects with
+   * `CONDITION_FAILED` naming the first condition not met (never an argument's value), or
+   * `SERVICE_UNAVAILABLE` when the directory or the audit log cannot answer. No conditions at all: resolves
+   * with no event. Run it after the requirement's own decision ({@link AuthSec.decide}), which it never
+   * replaces.
+   */
+  checkConditions(principal: Principal, call: ConditionCall): Promise<void>;
   /** Which categories passed and failed, for audit records and denial messages. */
   explain(principal: Principal, requirement: RequirementInput): Explanation;
   /** The tool registry: declare tools once, with their requirement. */
@@ -429,6 +455,26 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     });
   };
 
+  // A tenant's stored conditions, compiled once per distinct list (stored ones were checked when set; one that
+  // no longer compiles, after an upgrade say, refuses the call: CONDITION_FAILED naming it, never a silent pass).
+  const storedCache = new Map<string, readonly CompiledCondition[]>();
+  const storedConditions = (tool: string, expressions: readonly string[]): readonly CompiledCondition[] => {
+    if (expressions.length === 0) return [];
+    const key = JSON.stringify(expressions);
+    let hit = storedCache.get(key);
+    if (hit === undefined) {
+      try {
+        hit = conditionsOf(compileRequirement({ when: expressions }, { name: tool, logger }));
+      } catch {
+        logger.error('A stored tool condition does not compile: the calls it covers are refused', { tool });
+        hit = expressions.map((expression) => ({ expression, evaluate: () => false }));
+      }
+      if (storedCache.size >= MAX_STORED_CONDITION_SETS) storedCache.clear();
+      storedCache.set(key, hit);
+    }
+    return hit;
+  };
+
   const engine: AuthSec<M> = {
     authenticate,
     async authenticateHeader(authorization) {
@@ -446,6 +492,45 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       policyAuthorize(principal, compiled(requirement), target === undefined ? undefined : { target });
     },
     explain: (principal, requirement) => policyExplain(principal, compiled(requirement)),
+    async checkConditions(principal, call) {
+      const own = conditionsOf(compiled(call.requirement, call.target));
+      const lookup = directory?.toolConditions;
+      if (own.length === 0 && lookup === undefined) return;
+      refuseUnlessAuditing();
+      const started = performance.now();
+      let error: AuthSecError | undefined;
+      let conditions = own;
+      try {
+        // The tenant's own conditions on the tool, ANDed with the code's: they tighten, never loosen.
+        if (lookup !== undefined) {
+          const stored = storedConditions(call.target, await lookup.call(directory, principal, call.target));
+          if (stored.length > 0) conditions = own.length === 0 ? stored : [...own, ...stored];
+        }
+        if (conditions.length === 0) return;
+        const failed = failedCondition(conditions, {
+          args: call.args,
+          user: conditionUser(principal),
+          now: new Date(clock()),
+        });
+        if (failed !== undefined)
+          error = new AuthSecError(
+            'CONDITION_FAILED',
+            `Tool '${call.target}' is not allowed for this call: the condition ${failed.expression} does not hold`,
+            { details: { failed: [failed.expression] } },
+          );
+      } catch (caught) {
+        error = toAuthSecError(caught);
+      }
+      record({
+        action: 'tool.condition',
+        target: call.target,
+        principal,
+        ...(error === undefined ? {} : { error }),
+        arguments: call.args,
+        latencyMicros: Math.round((performance.now() - started) * 1000),
+      });
+      if (error !== undefined) throw error;
+    },
     tools: registry,
     visibleTools: (principal) => registry.visibleTools(principal),
     decide,

@@ -33,6 +33,11 @@ export const ERROR_CODES = {
   INSUFFICIENT_SCOPE: { status: 403, oauthError: 'insufficient_scope', expose: true },
   /** The caller is authenticated but not allowed, and more scopes would not help. */
   PERMISSION_DENIED: { status: 403, oauthError: undefined, expose: true },
+  /**
+   * A `when` condition of the tool's requirement does not hold for this call (the arguments, the caller or the
+   * time). The message names the condition, never an argument's value.
+   */
+  CONDITION_FAILED: { status: 403, oauthError: undefined, expose: true },
   /** The token names no tenant, an invalid one, or one that is unknown or disabled. */
   TENANT_UNKNOWN: { status: 401, oauthError: 'invalid_token', expose: true },
   /** The request itself is malformed (bad arguments, bad JSON). */

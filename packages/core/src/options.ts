@@ -28,6 +28,13 @@ export interface PrincipalDirectory {
    * `notifications/tools/list_changed`. Returns a function that stops listening.
    */
   subscribe?(listener: (change: DirectoryChange) => void): () => void;
+  /**
+   * The tenant's own `when` conditions for a tool (the principal's tenant), ANDed with the conditions the code
+   * declares: a tenant tightens a tool without a deploy, and can never loosen it. Empty when it has none;
+   * `SERVICE_UNAVAILABLE` when the database cannot answer (the call is refused). Cached, and invalidated on
+   * every replica when they change.
+   */
+  toolConditions?(principal: Principal, tool: string): Promise<readonly string[]>;
   /** For readiness probes: resolves when the directory can answer, throws `SERVICE_UNAVAILABLE` otherwise. */
   check?(): Promise<void>;
   /** Releases pools and listeners. */

@@ -226,6 +226,11 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     authInfo,
     guard(requirement) {
       const compiled = requirement === undefined ? undefined : authsec.compile(requirement);
+      // A route has no validated arguments to check them on: refused, never silently skipped.
+      if (compiled !== undefined && compiled.conditions.length > 0)
+        throw new TypeError(
+          'guard: a route requirement cannot have `when` conditions (they apply to tools only)',
+        );
       return async (headers, target) => {
         const principal = await authsec.authenticateHeader(single(headers.authorization));
         if (compiled !== undefined) {

@@ -61,6 +61,15 @@ export interface Requirement {
   readonly permissions?: CategoryRequirement;
   /** AND across categories. Default `false` (OR), which logs a one-time warning when several are given. */
   readonly requireAll?: boolean;
+  /**
+   * Conditions on a tool call, each a CEL expression over `args` (the validated arguments), `user` (`sub`,
+   * `email`, `tenant`, `issuer`, `client`, `roles`, `groups`, `scopes`, `resources`, `permissions`) and `now`
+   * (a timestamp): `'args.amount <= 1000'`, `'args.project.startsWith(user.sub + "/")'`. All must hold, after
+   * the categories above (whatever `requireAll` says of them). Compiled with the requirement (a bad expression
+   * is a `TypeError` there); checked when the tool runs; a condition that cannot be evaluated is not met.
+   * Tools only: a resource, prompt or REST route requirement with `when` is refused.
+   */
+  readonly when?: string | readonly string[];
 }
 
 /** The five requirement categories, in a fixed order. */

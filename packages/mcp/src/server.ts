@@ -332,7 +332,15 @@ export function createAuthSecServer(options: AuthSecServerOptions): AuthSecMcpSe
           services: servicesFor(caller),
           ...channelOf(connectionId, extra),
         };
-        return await tool.run(tool.parse(args), context);
+        const parsed = tool.parse(args);
+        // After the requirement's decision, on the arguments the tool's schema validated: the tool's own
+        // conditions and its tenant's (none at all costs no event).
+        await authsec.checkConditions(caller, {
+          target: name,
+          requirement: definitions.get(tool.name)!.requirement,
+          args: parsed as Record<string, unknown>,
+        });
+        return await tool.run(parsed, context);
       } catch (error) {
         return failure(name, error);
       }

@@ -1,6 +1,8 @@
 import {
   type CompiledRequirement,
+  type ConditionOutcome,
   compileRequirement,
+  explainConditions,
   isAuthSecError,
   type Logger,
   type Principal,
@@ -78,6 +80,18 @@ function readRequirement(text: string, notes: string[]): CompiledRequirement {
   }
 }
 
+/** The tool call's arguments for the requirement's `when` conditions, read from `--args` (default `{}`). */
+function readArgs(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  const value = parseJsonFlag('args', text, COMMAND);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new UsageError(
+      '--args: a JSON object of the tool\'s arguments is required, e.g. {"amount":250}',
+      COMMAND,
+    );
+  return value as Record<string, unknown>;
+}
+
 function difference(a: readonly string[], b: readonly string[]): string[] {
   return a.filter((v) => !b.includes(v));
 }
@@ -113,18 +127,41 @@ export const check: CommandSpec = {
       description:
         'Claims of the token to assume, e.g. {"roles":["admin"],"scope":"read write"}. Default: none',
     },
+    args: {
+      type: 'string',
+      value: 'json',
+      description: 'The call\'s arguments for `when` conditions, e.g. {"amount":250}. Default: {}',
+    },
+    tool: {
+      type: 'string',
+      value: 'name',
+      description: "The tool's name: the tenant's own conditions on it (authsec policy) are checked too",
+    },
   },
   async run(ctx) {
     const tenantId = ctx.string('tenant')!;
     const subject = ctx.args.subject!;
     const notes: string[] = [];
-    const requirement = readRequirement(ctx.string('tool-requirement')!, notes);
+    let requirement = readRequirement(ctx.string('tool-requirement')!, notes);
     const { claims, ignoredKeys } = readClaims(ctx.string('claims'));
+    const args = readArgs(ctx.string('args'));
     // A token's subject is a person of one issuer, even when it is spelled like a group.
     const issuer = tokenIssuer(ctx);
 
     const record = await ctx.requireTenant(tenantId);
     const storage = await ctx.storage();
+    const tool = ctx.string('tool');
+    if (tool !== undefined) {
+      // As a server does: the tenant's conditions on the tool, ANDed with the requirement's own.
+      const stored = (await storage.directory.admin.listToolConditions(tenantId, tool))[0]?.conditions ?? [];
+      if (stored.length > 0) {
+        requirement = compileRequirement(
+          { ...requirement.source, when: [...requirement.conditions, ...stored] },
+          { name: tool },
+        );
+        notes.push(`tenant '${tenantId}' adds ${stored.length} condition(s) on tool '${tool}'`);
+      }
+    }
     const fromToken: Principal = Object.freeze({
       subject,
       email: undefined,
@@ -151,6 +188,15 @@ export const check: CommandSpec = {
     }
     const decision = effective ? decide(effective, requirement) : undefined;
     refusal ??= decision?.refusal;
+    // The conditions run after the categories, as on a server: only for a call the categories allow.
+    const conditions: ConditionOutcome[] =
+      effective && refusal === undefined ? explainConditions(effective, requirement, args) : [];
+    const unmet = conditions.find((c) => c.result !== 'pass');
+    if (unmet !== undefined)
+      refusal = {
+        code: 'CONDITION_FAILED',
+        message: `the condition ${unmet.expression} does not hold${unmet.result === 'error' ? ' (it cannot be evaluated on these arguments)' : ''}`,
+      };
     const explanation = decision?.explanation;
     const allowed = refusal === undefined;
     const effectiveClaims = Object.fromEntries(FIELDS.map((f) => [f, effective ? [...effective[f]] : []]));
@@ -171,6 +217,7 @@ export const check: CommandSpec = {
         ignoredKeys,
         categories: explanation?.categories ?? [],
         failed: explanation?.failed ?? [],
+        conditions,
         allowed,
         decision: allowed ? 'allow' : 'deny',
         refusal: refusal ?? null,
@@ -219,6 +266,13 @@ export const check: CommandSpec = {
           cell(c.missing),
           c.passed ? 'pass' : 'fail',
         ]),
+      );
+    }
+    if (conditions.length > 0) {
+      ctx.out.line(`Conditions, on --args ${JSON.stringify(args)}:`);
+      ctx.out.table(
+        ['CONDITION', 'RESULT'],
+        conditions.map((c) => [c.expression, c.result]),
       );
     }
     ctx.out.line();

@@ -4,6 +4,7 @@ import { catalogGroups } from './catalog.js';
 import { check } from './check.js';
 import { grant, grants, revoke } from './grant.js';
 import { migrate } from './migrate.js';
+import { policy } from './policy.js';
 import { service } from './service.js';
 import { tenant } from './tenant.js';
 
@@ -19,6 +20,7 @@ export const COMMANDS: readonly CommandEntry[] = Object.freeze([
   revoke,
   grants,
   check,
+  policy,
   audit,
   service,
 ]);

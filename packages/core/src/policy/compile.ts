@@ -5,6 +5,7 @@ import {
   type Logger,
   type Requirement,
 } from '../types.js';
+import { type CompiledCondition, compileConditions } from './conditions.js';
 
 /** How the values of one category combine: `anyOf` (a plain list) or `allOf`. */
 export type CategoryMode = 'anyOf' | 'allOf';
@@ -32,6 +33,8 @@ export interface CompiledRequirement {
   readonly requireAll: boolean;
   /** The given categories, in the fixed order of {@link CATEGORIES}. Empty: any authenticated caller. */
   readonly categories: readonly CompiledCategory[];
+  /** The `when` conditions as written, deduplicated; empty when there are none. */
+  readonly conditions: readonly string[];
 }
 
 /** Options of {@link compileRequirement}. */
@@ -58,6 +61,8 @@ export interface RequirementPlan extends CompiledRequirement {
   readonly categories: readonly CategoryPlan[];
   /** Precomputed answer of {@link requiredScopes}. */
   readonly scopes: readonly string[];
+  /** The compiled `when` conditions, in the order of `conditions`. */
+  readonly compiledConditions: readonly CompiledCondition[];
 }
 
 const compiled = new WeakSet<object>();
@@ -66,7 +71,9 @@ const compiled = new WeakSet<object>();
 // `scope` claim and in the `WWW-Authenticate` scope parameter, so anything else could never match or be asked for.
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
-const REQUIREMENT_KEYS: ReadonlySet<string> = new Set<string>([...CATEGORIES, 'requireAll']);
+const REQUIREMENT_KEYS: ReadonlySet<string> = new Set<string>([...CATEGORIES, 'requireAll', 'when']);
+
+const NO_CONDITIONS: readonly CompiledCondition[] = Object.freeze([]);
 
 // Bounded so that code compiling requirements per request cannot grow this without limit (or flood the log).
 const MAX_WARNED = 10_000;
@@ -86,6 +93,11 @@ export function planOf(requirement: CompiledRequirement): RequirementPlan {
     throw new TypeError('Expected a CompiledRequirement created by compileRequirement()');
   }
   return requirement as RequirementPlan;
+}
+
+/** @internal The compiled `when` conditions of a compiled requirement (empty when it has none). */
+export function conditionsOf(requirement: CompiledRequirement): readonly CompiledCondition[] {
+  return planOf(requirement).compiledConditions;
 }
 
 function label(name: string | undefined): string {
@@ -201,7 +213,7 @@ export function compileRequirement(
   for (const key of Object.keys(raw)) {
     if (!REQUIREMENT_KEYS.has(key)) {
       throw new TypeError(
-        `${label(name)}: unknown key '${key}' (expected ${[...CATEGORIES, 'requireAll'].join(', ')})`,
+        `${label(name)}: unknown key '${key}' (expected ${[...REQUIREMENT_KEYS].join(', ')})`,
       );
     }
   }
@@ -227,6 +239,9 @@ export function compileRequirement(
     source[category] = sourceCategory(mode, values, value);
   }
   if (requireAllRaw !== undefined) source.requireAll = requireAllRaw;
+  const compiledConditions = raw.when === undefined ? NO_CONDITIONS : compileConditions(raw.when, name);
+  const conditions = Object.freeze(compiledConditions.map((c) => c.expression));
+  if (raw.when !== undefined) source.when = conditions;
 
   const requireAll = requireAllRaw === true;
   if (plans.length >= 2 && requireAllRaw === undefined) warnOr(plans, name, options.logger);
@@ -244,7 +259,9 @@ export function compileRequirement(
     name,
     requireAll,
     categories: Object.freeze(plans),
+    conditions,
     scopes: Object.freeze(scopes),
+    compiledConditions,
   });
   compiled.add(plan);
   return plan;

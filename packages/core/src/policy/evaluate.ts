@@ -7,6 +7,7 @@ import {
   planOf,
   type RequirementPlan,
 } from './compile.js';
+import { type ConditionOutcome, conditionOutcomes, conditionUser } from './conditions.js';
 
 /** Why one category of a requirement passed or failed for one caller. */
 export interface CategoryExplanation {
@@ -240,4 +241,22 @@ export function authorize(
     );
   }
   throw new AuthSecError('PERMISSION_DENIED', needs, { details: { failed } });
+}
+
+/**
+ * The outcome of each `when` condition of `requirement` for `principal` calling with `args` (the validated
+ * arguments) at `now`: what `AuthSec.checkConditions` decides, shown condition by condition. Empty when the
+ * requirement has no conditions. The call is allowed only when every outcome is `pass`.
+ */
+export function explainConditions(
+  principal: Principal,
+  requirement: CompiledRequirement,
+  args: Readonly<Record<string, unknown>>,
+  now: Date = new Date(),
+): ConditionOutcome[] {
+  return conditionOutcomes(planOf(requirement).compiledConditions, {
+    args,
+    user: conditionUser(principal),
+    now,
+  });
 }

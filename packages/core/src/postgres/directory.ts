@@ -3,6 +3,7 @@ import { AuthSecError, isAuthSecError } from '../errors.js';
 import { assertDisplaySafe } from '../identifiers.js';
 import { createLogger } from '../logger.js';
 import type { DirectoryChange, PrincipalDirectory } from '../options.js';
+import { compileRequirement } from '../policy/compile.js';
 import type { Clock, Logger, Principal } from '../types.js';
 import { toDatabaseError } from './sql.js';
 import { isIssuerUrl, type Tenancy, type TenantChange } from './tenancy.js';
@@ -77,6 +78,14 @@ export interface SubjectOptions {
   readonly issuer?: string;
 }
 
+/** A tenant's own conditions on one tool (`authsec policy`). */
+export interface ToolPolicy {
+  readonly tool: string;
+  /** CEL expressions, each of which must hold (ANDed with the tool's own `when`). */
+  readonly conditions: readonly string[];
+  readonly updatedAt: Date;
+}
+
 /**
  * Administration of a tenant's catalog and bindings (used by the `authsec` command). Works on disabled tenants
  * too; an unknown tenant is `TENANT_UNKNOWN`, a malformed name, subject or issuer `BAD_REQUEST` (so is a
@@ -115,6 +124,17 @@ export interface DirectoryAdmin {
    * issuer, kind and value.
    */
   listBindings(tenantId: string, subject?: string, options?: SubjectOptions): Promise<Binding[]>;
+  /**
+   * Sets the tenant's conditions on `tool` (replacing any before): CEL expressions as in a requirement's `when`,
+   * checked with the same compiler (a bad one is `BAD_REQUEST` naming it, and nothing is stored). They are
+   * ANDed with the tool's own conditions on every replica within a second. Returns `false` when they were
+   * already exactly these.
+   */
+  setToolConditions(tenantId: string, tool: string, conditions: readonly string[]): Promise<boolean>;
+  /** Removes the tenant's conditions on `tool`. Returns `false` when it had none. */
+  removeToolConditions(tenantId: string, tool: string): Promise<boolean>;
+  /** The tenant's tool conditions (of one tool, with `tool`), ordered by tool. */
+  listToolConditions(tenantId: string, tool?: string): Promise<ToolPolicy[]>;
 }
 
 /** Options of {@link createPostgresDirectory}. */
@@ -148,6 +168,8 @@ export interface PostgresDirectory extends PrincipalDirectory {
    * or (with `issuer`) under that issuer only.
    */
   invalidate(tenantId: string, subject?: string, issuer?: string): void;
+  /** The tenant's own conditions on `tool` (see {@link DirectoryAdmin.setToolConditions}); cached. */
+  toolConditions(principal: Principal, tool: string): Promise<readonly string[]>;
   /** Resolves when the master database answers; `SERVICE_UNAVAILABLE` otherwise (for readiness probes). */
   check(): Promise<void>;
   /** Stops listening for changes (and closes the tenancy when `closeTenancy`). */
@@ -253,6 +275,32 @@ function checkIssuer(
   return issuer;
 }
 
+function checkTool(tenantId: string, tool: unknown): string {
+  if (typeof tool !== 'string' || !NAME_PATTERN.test(tool)) {
+    throw badRequest(
+      `Invalid tool name ${JSON.stringify(String(tool).slice(0, 60))} in tenant '${tenantId}': 1 to 128 characters, no spaces or control characters`,
+      tenantId,
+    );
+  }
+  assertDisplaySafe(tool, 'Invalid tool name', 'BAD_REQUEST', { tenant: tenantId });
+  return tool;
+}
+
+/** A tenant's conditions, compiled as a requirement's `when` would be: what cannot run is never stored. */
+function checkConditions(tenantId: string, tool: string, conditions: unknown): string[] {
+  if (!Array.isArray(conditions) || conditions.length === 0)
+    throw badRequest(
+      `Conditions of tool '${tool}' in tenant '${tenantId}': at least one is required`,
+      tenantId,
+    );
+  try {
+    return [...compileRequirement({ when: conditions as string[] }, { name: tool }).conditions];
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    throw badRequest(`Conditions of tool '${tool}' in tenant '${tenantId}': ${error.message}`, tenantId);
+  }
+}
+
 function checkKind(tenantId: string, kind: unknown): CatalogKind {
   if (!isCatalogKind(kind)) {
     throw badRequest(`Unknown catalog kind '${String(kind)}': ${CATALOG_KINDS.join(', ')}`, tenantId);
@@ -328,6 +376,7 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
   const clock = options.clock ?? Date.now;
 
   const catalogs = new LRUCache<string, Cached<Catalog>>({ max: maxTenants });
+  const policies = new LRUCache<string, Cached<ReadonlyMap<string, readonly string[]>>>({ max: maxTenants });
   const bindings = new LRUCache<string, Cached<SubjectBindings>>({ max: maxSubjects });
   // Bumped by every invalidation. A load that started before an invalidation does not store its (possibly
   // stale) result, so a change that lands while a query is in flight is never undone by that query.
@@ -339,6 +388,7 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
   };
   const dropTenant = (tenantId: string) => {
     catalogs.delete(tenantId);
+    policies.delete(tenantId);
     dropPrefix(`${tenantId}\u0000`);
   };
 
@@ -364,6 +414,7 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
   const dropAll = () => {
     version++;
     catalogs.clear();
+    policies.clear();
     bindings.clear();
     announce({ tenantId: null, subject: null });
   };
@@ -389,6 +440,20 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
     for (const row of r.rows) catalog.get(row.kind)?.add(row.name);
     if (before === version) catalogs.set(tenantId, { value: catalog, expiresAt: now + cacheTtlMs });
     return catalog;
+  };
+
+  const loadPolicies = async (handle: TenantHandle): Promise<ReadonlyMap<string, readonly string[]>> => {
+    const tenantId = handle.tenant.id;
+    const hit = policies.get(tenantId);
+    const now = clock();
+    if (hit && hit.expiresAt > now) return hit.value;
+    const before = version;
+    const r = await handle.sql.query<{ tool: string; conditions: string[] }>(
+      `SELECT tool, conditions FROM ${handle.schema}.tool_policies`,
+    );
+    const value = new Map(r.rows.map((row) => [row.tool, Object.freeze([...row.conditions])]));
+    if (before === version) policies.set(tenantId, { value, expiresAt: now + cacheTtlMs });
+    return value;
   };
 
   const loadBindings = async (
@@ -630,6 +695,48 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
         return r.rowCount;
       }),
 
+    setToolConditions: (tenantId, tool, conditions) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        checkTool(tenantId, tool);
+        const checked = checkConditions(tenantId, tool, conditions);
+        const r = await h.sql.query(
+          `INSERT INTO ${h.schema}.tool_policies AS p (tool, conditions) VALUES ($1, $2)
+           ON CONFLICT (tool) DO UPDATE SET conditions = EXCLUDED.conditions, updated_at = now()
+           WHERE p.conditions IS DISTINCT FROM EXCLUDED.conditions`,
+          [tool, checked],
+        );
+        if (r.rowCount > 0) await changed(tenantId, null, 'catalog');
+        return r.rowCount > 0;
+      }),
+
+    removeToolConditions: (tenantId, tool) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        checkTool(tenantId, tool);
+        const r = await h.sql.query(`DELETE FROM ${h.schema}.tool_policies WHERE tool = $1`, [tool]);
+        if (r.rowCount > 0) await changed(tenantId, null, 'catalog');
+        return r.rowCount > 0;
+      }),
+
+    listToolConditions: (tenantId, tool) =>
+      run(tenantId, async () => {
+        const h = await adminHandle(tenantId);
+        if (tool !== undefined) checkTool(tenantId, tool);
+        const r = await h.sql.query<{ tool: string; conditions: string[]; updated_at: Date | string }>(
+          `SELECT tool, conditions, updated_at FROM ${h.schema}.tool_policies
+           WHERE ($1::text IS NULL OR tool = $1) ORDER BY tool`,
+          [tool ?? null],
+        );
+        return r.rows.map((row) =>
+          Object.freeze({
+            tool: row.tool,
+            conditions: Object.freeze([...row.conditions]),
+            updatedAt: new Date(row.updated_at),
+          }),
+        );
+      }),
+
     listBindings: (tenantId, subject, options) =>
       run(tenantId, async () => {
         const h = await adminHandle(tenantId);
@@ -700,6 +807,15 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
           memo.set(principal, { value, version: before, expiresAt: now + memoTtlMs });
         }
         return value;
+      } catch (error) {
+        throw failure(error, String(principal.tenantId));
+      }
+    },
+    async toolConditions(principal, tool) {
+      if (closed) throw new AuthSecError('SERVICE_UNAVAILABLE', 'The directory is closed');
+      try {
+        const handle = await tenancy.handle(principal.tenantId, { issuer: principal.issuer });
+        return (await loadPolicies(handle)).get(tool) ?? [];
       } catch (error) {
         throw failure(error, String(principal.tenantId));
       }

@@ -64,6 +64,7 @@ export {
   type PostgresDirectory,
   type PostgresDirectoryOptions,
   type SubjectOptions,
+  type ToolPolicy,
 } from './directory.js';
 export {
   type EmbeddedDatabaseOptions,

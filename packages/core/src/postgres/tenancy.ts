@@ -147,6 +147,18 @@ ALTER TABLE ${s}.bindings ADD CONSTRAINT bindings_issuer_check CHECK (
 ALTER TABLE ${s}.bindings DROP CONSTRAINT bindings_pkey;
 ALTER TABLE ${s}.bindings ADD PRIMARY KEY (issuer, subject, kind, value);`,
   },
+  {
+    component: 'directory',
+    version: 4,
+    name: 'tool conditions of the tenant',
+    // A tenant's own `when` conditions per tool, ANDed with the code's (never loosening them).
+    sql: (s) => `
+CREATE TABLE IF NOT EXISTS ${s}.tool_policies (
+  tool text PRIMARY KEY CHECK (char_length(tool) BETWEEN 1 AND 128 AND tool !~ '[[:space:][:cntrl:]]'),
+  conditions text[] NOT NULL CHECK (cardinality(conditions) BETWEEN 1 AND 16),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);`,
+  },
 ];
 
 registerMigrations('master', tenancyMigrations);

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryAuditSink } from '../../src/audit.js';
+import { createAuthSec } from '../../src/engine.js';
 import { isAuthSecError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../src/postgres/directory.js';
@@ -337,9 +340,8 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
 
   const placements: TenantPlacement[] = name === 'postgres' ? ['schema', 'database'] : ['schema'];
   describe.each(placements)('two replicas, %s placement', (placement) => {
-    it('a role revoked through one replica stops working on the other within 1 s', async () => {
-      const tenantId = `replicas-${placement}`;
-      // Two independent pools on the same database, each with its own tenancy and directory.
+    /** Two independent pools on the same database, each with its own tenancy and directory, and the tenant. */
+    const twoReplicas = async (tenantId: string) => {
       const [c1, c2] = [await db.open(), await db.open()];
       if (c1 !== master)
         closers.push(
@@ -354,6 +356,12 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
         () => r2.close(),
       );
       await t1.create(tenantId, { placement });
+      return { r1, r2 };
+    };
+
+    it('a role revoked through one replica stops working on the other within 1 s', async () => {
+      const tenantId = `replicas-${placement}`;
+      const { r1, r2 } = await twoReplicas(tenantId);
       await r1.admin.addCatalog(tenantId, 'role', 'admin');
       await r1.admin.addCatalog(tenantId, 'group', 'ops');
       await r1.admin.grant(tenantId, 'alice', { roles: ['admin'] }, { issuer: ISS });
@@ -376,6 +384,72 @@ describe.each(TEST_DATABASES)('directory on $name', ({ name, create }) => {
       // A disabled tenant is refused on the other replica within 1 s too.
       await tenancy.disable(tenantId);
       await within(1000, async () => (await outcome(r2.resolve(alice))) === 'TENANT_UNKNOWN');
+    });
+
+    it("a tenant's tool condition set through one replica takes effect on the other within 1 s, ANDed with the code's", async () => {
+      const tenantId = `conditions-${placement}`;
+      const { r1, r2 } = await twoReplicas(tenantId);
+      const { publicKey } = await generateKeyPair('ES256');
+      const sink = new MemoryAuditSink();
+      // Replica 2's engine: the code allows refunds up to 1,000.
+      const engine = createAuthSec({
+        issuers: [{ issuer: ISS, keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256' }] }],
+        audience: 'https://mcp.test/mcp',
+        logger: silentLogger,
+        directory: r2,
+        audit: { sinks: [sink] },
+      });
+      closers.push(() => engine.close());
+      const alice = principal(tenantId, 'alice');
+      const refund = { target: 'refund', requirement: { when: 'args.amount <= 1000' } };
+      const call = (amount: number) =>
+        outcome(engine.checkConditions(alice, { ...refund, args: { amount } }));
+      expect(await call(800)).toBe('OK');
+      expect(await r2.toolConditions(alice, 'refund')).toEqual([]); // now cached on replica 2
+
+      // The tenant tightens it to 500 through replica 1; replica 2 refuses 800 within a second.
+      expect(await r1.admin.setToolConditions(tenantId, 'refund', ['args.amount <= 500'])).toBe(true);
+      expect(await r1.admin.setToolConditions(tenantId, 'refund', ['args.amount <= 500'])).toBe(false);
+      const tightenedIn = await within(1000, async () => (await call(800)) === 'CONDITION_FAILED');
+      expect(tightenedIn).toBeLessThanOrEqual(1000);
+      expect(await call(400)).toBe('OK');
+      // Never loosened: a stored 5,000 does not lift the code's 1,000.
+      await r1.admin.setToolConditions(tenantId, 'refund', ['args.amount <= 5000']);
+      await within(1000, async () => (await call(800)) === 'OK');
+      expect(await call(2000)).toBe('CONDITION_FAILED');
+      const denial = sink.events.filter((e) => e.decision === 'deny').at(-1);
+      expect(denial).toMatchObject({
+        action: 'tool.condition',
+        reason: 'CONDITION_FAILED',
+        failed: ['args.amount <= 1000'],
+      });
+      // A tool without conditions in code gets the tenant's.
+      await r1.admin.setToolConditions(tenantId, 'export', [
+        'user.email.endsWith("@example.test")',
+        'args.rows < 100',
+      ]);
+      const exportCall = (rows: number) =>
+        outcome(engine.checkConditions(alice, { target: 'export', requirement: {}, args: { rows } }));
+      await within(1000, async () => (await exportCall(500)) === 'CONDITION_FAILED');
+      expect(await exportCall(50)).toBe('OK');
+      expect((await r1.admin.listToolConditions(tenantId)).map((p) => [p.tool, p.conditions])).toEqual([
+        ['export', ['user.email.endsWith("@example.test")', 'args.rows < 100']],
+        ['refund', ['args.amount <= 5000']],
+      ]);
+      // Removed: back to the code's conditions only, and none for export.
+      expect(await r1.admin.removeToolConditions(tenantId, 'export')).toBe(true);
+      expect(await r1.admin.removeToolConditions(tenantId, 'export')).toBe(false);
+      await within(1000, async () => (await exportCall(500)) === 'OK');
+
+      // What cannot run is never stored, and names what is wrong.
+      const bad = await r1.admin.setToolConditions(tenantId, 'refund', ['args.amount <=']).catch((e) => e);
+      expect(bad).toMatchObject({ code: 'BAD_REQUEST' });
+      expect(bad.message).toMatch(/Conditions of tool 'refund' in tenant '.*': .*is not valid CEL/);
+      expect(await outcome(r1.admin.setToolConditions(tenantId, 'refund', []))).toBe('BAD_REQUEST');
+      expect(await outcome(r1.admin.setToolConditions(tenantId, 'bad tool', ['true']))).toBe('BAD_REQUEST');
+      expect((await r1.admin.listToolConditions(tenantId, 'refund'))[0]?.conditions).toEqual([
+        'args.amount <= 5000',
+      ]);
     });
   });
 

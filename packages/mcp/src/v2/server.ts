@@ -334,6 +334,11 @@ export function protect(
     let compiled: Declaration['access'] = 'public';
     if (access !== 'public') {
       compiled = authsec.compile(access, name);
+      // Conditions run on a tool's validated arguments; elsewhere they would have nothing to hold on.
+      if (kind !== 'tool' && compiled.conditions.length > 0)
+        throw new TypeError(
+          `protect: the ${kind} '${name}' has \`when\` conditions, which apply to tools only`,
+        );
       // Tools go into the engine's registry: the request pipeline decides their calls before the server runs.
       if (kind === 'tool') authsec.tools.register(name, access, name);
       for (const scope of requiredScopes(compiled)) scopes.add(scope);
@@ -546,6 +551,13 @@ export function protect(
             if (requirement !== 'public') {
               const refusal = decideCall(authsec, name, rest, context.principal, sdk);
               if (refusal !== undefined) return refusal;
+              // After the requirement's decision, on the arguments the SDK validated against the schema: the
+              // tool's own conditions and its tenant's (none at all costs no event).
+              try {
+                await authsec.checkConditions(context.principal!, { target: name, requirement, args: rest });
+              } catch (error) {
+                return failure(authsec, name, error);
+              }
             }
             try {
               const input = context.user ? { ...rest, [USER_INFO_KEY]: context.user } : rest;
