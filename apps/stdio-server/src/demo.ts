@@ -125,6 +125,8 @@ class Session {
   }
 }
 
+const CLOSE_TIMEOUT_MS = 5000;
+
 async function login(session: Session, email: string, password: string): Promise<void> {
   const start = await session.call('oauth_start');
   const started = start.structuredContent as {
@@ -262,9 +264,16 @@ async function main(): Promise<number> {
     }
     return 1;
   } finally {
-    await Promise.allSettled([a.client.close(), b.client.close()]);
+    // Bounded: after a failure a half-open session may never finish closing, and the demo must still end.
+    await Promise.race([
+      Promise.allSettled([a.client.close(), b.client.close()]),
+      new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref()),
+    ]);
+    for (const s of [a, b]) s.transport.close().catch(() => {});
     if (ownDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-process.exitCode = await main();
+// Exits with the demo's code even if a server process or a stream is still winding down (the servers end on
+// their stdin's end).
+process.exit(await main());

@@ -12,6 +12,7 @@ export type AuditAction =
   | 'tool.list'
   | 'tool.call'
   | 'tool.condition'
+  | 'tool.confirm'
   | 'resource.read'
   | 'prompt.get'
   | 'route.access'

@@ -38,6 +38,8 @@ export const ERROR_CODES = {
    * time). The message names the condition, never an argument's value.
    */
   CONDITION_FAILED: { status: 403, oauthError: undefined, expose: true },
+  /** The tool needs its caller's confirmation (`approval: 'confirm'`), and the caller declined or cancelled. */
+  NOT_CONFIRMED: { status: 403, oauthError: undefined, expose: true },
   /** The token names no tenant, an invalid one, or one that is unknown or disabled. */
   TENANT_UNKNOWN: { status: 401, oauthError: 'invalid_token', expose: true },
   /** The request itself is malformed (bad arguments, bad JSON). */

@@ -51,6 +51,7 @@ import {
 import type { ZodRawShape } from 'zod';
 import { errorResult, refusalResult } from '../result.js';
 import { toUserInfo, USER_INFO_KEY, type UserInfo } from '../user-info.js';
+import { confirmCall } from './confirm.js';
 import { type ChangeScope, concerns, createScopedEventBus, EVERYONE, type ScopedEventBus } from './events.js';
 
 /** Who may use a primitive: a requirement (`{}` = any authenticated caller), or `'public'` (anyone, even before login). */
@@ -100,6 +101,13 @@ export interface AuthSecToolConfig {
   readonly _meta?: Record<string, unknown>;
   /** Who may see and call the tool. Required: nothing is exposed by omission. */
   readonly requirement: Access;
+  /**
+   * `'confirm'`: before the handler runs, the caller confirms through a form elicitation naming the tool and
+   * a redacted summary of the arguments (an `input_required` round trip sealed to these exact arguments on
+   * 2026-07-28, `elicitation/create` on the 2025 era). Declined is `NOT_CONFIRMED`; a client without form
+   * elicitation is refused by the SDK. Not for `'public'` tools (a confirmation is bound to its caller).
+   */
+  readonly approval?: 'confirm';
 }
 
 /** The validated arguments a schema describes: a Standard Schema's output, or the object of a raw zod shape. */
@@ -532,7 +540,15 @@ export function protect(
     },
     registerTool(name, config, handler) {
       if (typeof handler !== 'function') throw new TypeError(`protect: the tool '${name}' needs a handler`);
-      const { requirement, ...sdkConfig } = config;
+      const { requirement, approval, ...sdkConfig } = config;
+      if (approval !== undefined && approval !== 'confirm')
+        throw new TypeError(
+          `protect: the tool '${name}' has approval ${JSON.stringify(approval)} (expected 'confirm')`,
+        );
+      if (approval === 'confirm' && requirement === 'public')
+        throw new TypeError(
+          `protect: the tool '${name}' is public: a confirmation needs an authenticated caller`,
+        );
       declare('tool', name, requirement, (mcp, caller) =>
         (mcp.registerTool as (n: string, c: unknown, cb: unknown) => RegisteredTool)(
           name,
@@ -557,6 +573,11 @@ export function protect(
                 await authsec.checkConditions(context.principal!, { target: name, requirement, args: rest });
               } catch (error) {
                 return failure(authsec, name, error);
+              }
+              if (approval === 'confirm') {
+                const step = confirmCall(authsec, name, rest, context.principal!, context);
+                if ('answer' in step) return step.answer;
+                context = step.context;
               }
             }
             try {
