@@ -129,10 +129,11 @@ export interface AuthSec<M = unknown> {
    * Checks the `when` conditions of a tool's requirement, and those the caller's tenant stored for the tool
    * (`PrincipalDirectory.toolConditions`, ANDed), on the call's validated arguments (after the tool's input
    * schema; without `_user_info`), and records the result as one `tool.condition` audit event. Rejects with
-   * `CONDITION_FAILED` naming the first condition not met (never an argument's value), or
-   * `SERVICE_UNAVAILABLE` when the directory or the audit log cannot answer. No conditions at all: resolves
-   * with no event. Run it after the requirement's own decision ({@link AuthSec.decide}), which it never
-   * replaces.
+   * `CONDITION_FAILED` naming the first condition not met (never an argument's value). The tenant's conditions
+   * are those read when the caller was authenticated (no I/O here); for a principal this engine did not
+   * authenticate they are read now (`SERVICE_UNAVAILABLE` when the directory cannot answer). No conditions at
+   * all: resolves with no event. Run it after the requirement's own decision ({@link AuthSec.decide}), which
+   * it never replaces; it passes no audit gate of its own (the decision did).
    */
   checkConditions(principal: Principal, call: ConditionCall): Promise<void>;
   /** Which categories passed and failed, for audit records and denial messages. */
@@ -389,12 +390,31 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     }
   };
 
+  const storedByPrincipal = new WeakMap<Principal, ReadonlyMap<string, readonly string[]>>();
+  const readStored = async (d: PrincipalDirectory, principal: Principal) => {
+    try {
+      return await d.toolConditions!(principal);
+    } catch (error) {
+      if (isAuthSecError(error)) throw error;
+      throw new AuthSecError('SERVICE_UNAVAILABLE', 'The directory is unavailable', {
+        details: { dependency: 'directory' },
+        cause: error,
+      });
+    }
+  };
+
   const authenticateUntraced = async (token: string, lookup?: CacheLookup): Promise<Principal> => {
     refuseUnlessAuditing();
     const started = performance.now();
     try {
       const fromToken = await verifier.verify(token, lookup);
-      return expandScopes(directory ? await resolveInDirectory(directory, fromToken) : fromToken);
+      const principal = expandScopes(directory ? await resolveInDirectory(directory, fromToken) : fromToken);
+      // The tenant's own tool conditions, read with the caller (once per effective principal): a call that
+      // passed authentication never waits for the database again, so no decision is recorded for a call that
+      // an outage then refuses.
+      if (directory?.toolConditions !== undefined && !storedByPrincipal.has(principal))
+        storedByPrincipal.set(principal, await readStored(directory, principal));
+      return principal;
     } catch (error) {
       const err = toAuthSecError(error);
       if (!isAuthSecError(error))
@@ -496,14 +516,17 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
       const own = conditionsOf(compiled(call.requirement, call.target));
       const lookup = directory?.toolConditions;
       if (own.length === 0 && lookup === undefined) return;
-      refuseUnlessAuditing();
+      // No audit gate here: the request was admitted by it when its call was decided, and refusing now would
+      // leave that decision's `allow` recorded for a call that did not run. The event goes to the sinks' buffer.
       const started = performance.now();
       let error: AuthSecError | undefined;
       let conditions = own;
       try {
         // The tenant's own conditions on the tool, ANDed with the code's: they tighten, never loosen.
         if (lookup !== undefined) {
-          const stored = storedConditions(call.target, await lookup.call(directory, principal, call.target));
+          // Read at authentication; a principal from elsewhere (built by hand, from another engine) is looked up now.
+          const byTool = storedByPrincipal.get(principal) ?? (await readStored(directory!, principal));
+          const stored = storedConditions(call.target, byTool.get(call.target) ?? []);
           if (stored.length > 0) conditions = own.length === 0 ? stored : [...own, ...stored];
         }
         if (conditions.length === 0) return;

@@ -29,12 +29,13 @@ export interface PrincipalDirectory {
    */
   subscribe?(listener: (change: DirectoryChange) => void): () => void;
   /**
-   * The tenant's own `when` conditions for a tool (the principal's tenant), ANDed with the conditions the code
-   * declares: a tenant tightens a tool without a deploy, and can never loosen it. Empty when it has none;
-   * `SERVICE_UNAVAILABLE` when the database cannot answer (the call is refused). Cached, and invalidated on
-   * every replica when they change.
+   * The `when` conditions the principal's tenant set on its tools, by tool name, ANDed with the conditions the
+   * code declares: a tenant tightens a tool without a deploy, and can never loosen it. The engine reads them
+   * when it authenticates a caller (with the principal, so a call that passed authentication never waits for
+   * the database again), and `SERVICE_UNAVAILABLE` there refuses the request before anything is decided.
+   * Cached, and invalidated on every replica when they change.
    */
-  toolConditions?(principal: Principal, tool: string): Promise<readonly string[]>;
+  toolConditions?(principal: Principal): Promise<ReadonlyMap<string, readonly string[]>>;
   /** For readiness probes: resolves when the directory can answer, throws `SERVICE_UNAVAILABLE` otherwise. */
   check?(): Promise<void>;
   /** Releases pools and listeners. */

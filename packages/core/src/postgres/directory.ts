@@ -168,8 +168,8 @@ export interface PostgresDirectory extends PrincipalDirectory {
    * or (with `issuer`) under that issuer only.
    */
   invalidate(tenantId: string, subject?: string, issuer?: string): void;
-  /** The tenant's own conditions on `tool` (see {@link DirectoryAdmin.setToolConditions}); cached. */
-  toolConditions(principal: Principal, tool: string): Promise<readonly string[]>;
+  /** The tenant's own conditions on its tools, by tool (see {@link DirectoryAdmin.setToolConditions}); cached. */
+  toolConditions(principal: Principal): Promise<ReadonlyMap<string, readonly string[]>>;
   /** Resolves when the master database answers; `SERVICE_UNAVAILABLE` otherwise (for readiness probes). */
   check(): Promise<void>;
   /** Stops listening for changes (and closes the tenancy when `closeTenancy`). */
@@ -811,11 +811,11 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
         throw failure(error, String(principal.tenantId));
       }
     },
-    async toolConditions(principal, tool) {
+    async toolConditions(principal) {
       if (closed) throw new AuthSecError('SERVICE_UNAVAILABLE', 'The directory is closed');
       try {
         const handle = await tenancy.handle(principal.tenantId, { issuer: principal.issuer });
-        return (await loadPolicies(handle)).get(tool) ?? [];
+        return await loadPolicies(handle);
       } catch (error) {
         throw failure(error, String(principal.tenantId));
       }

@@ -1,4 +1,4 @@
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type AuthSec,
@@ -9,6 +9,7 @@ import {
   explainConditions,
   isAuthSecError,
   MemoryAuditSink,
+  type PrincipalDirectory,
   type Requirement,
 } from '../../src/index.js';
 import { principal } from './principal.js';
@@ -20,9 +21,11 @@ const compile = (requirement: Requirement, name = 'refund') =>
 const FINANCE = principal({ roles: ['finance'], groups: ['emea'], scopes: ['refunds:write'] });
 
 let publicJwk: JWK;
+let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 beforeAll(async () => {
-  const { publicKey } = await generateKeyPair('ES256');
-  publicJwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+  const pair = await generateKeyPair('ES256');
+  privateKey = pair.privateKey;
+  publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' };
 });
 
 function engine(sink: MemoryAuditSink, at = Date.UTC(2026, 11, 4, 10, 0, 0)): AuthSec {
@@ -32,6 +35,16 @@ function engine(sink: MemoryAuditSink, at = Date.UTC(2026, 11, 4, 10, 0, 0)): Au
     logger: silent,
     clock: () => at,
     audit: { sinks: [sink] },
+  });
+}
+
+function withDirectory(directory: PrincipalDirectory, sink = new MemoryAuditSink()): AuthSec {
+  return createAuthSec({
+    issuers: [{ issuer: 'https://idp.test', keys: [publicJwk] }],
+    audience: 'https://mcp.test/mcp',
+    logger: silent,
+    audit: { sinks: [sink] },
+    directory,
   });
 }
 
@@ -194,18 +207,15 @@ describe('AuthSec.checkConditions', () => {
 
   it("fails closed when the tenant's stored conditions cannot be read: SERVICE_UNAVAILABLE, audited as an error", async () => {
     const sink = new MemoryAuditSink();
-    const authsec = createAuthSec({
-      issuers: [{ issuer: 'https://idp.test', keys: [publicJwk] }],
-      audience: 'https://mcp.test/mcp',
-      logger: silent,
-      audit: { sinks: [sink] },
-      directory: {
+    const authsec = withDirectory(
+      {
         resolve: async (p) => p,
         toolConditions: async () => {
           throw new AuthSecError('SERVICE_UNAVAILABLE', 'The database is unavailable');
         },
       },
-    });
+      sink,
+    );
     // Even a tool without conditions in code: its tenant may have some.
     const error = await refusalOf(() =>
       authsec.checkConditions(FINANCE, { target: 'hello', requirement: {}, args: {} }),
@@ -217,18 +227,53 @@ describe('AuthSec.checkConditions', () => {
   });
 
   it('a stored condition that no longer compiles refuses the calls it covers, naming it', async () => {
-    const authsec = createAuthSec({
-      issuers: [{ issuer: 'https://idp.test', keys: [publicJwk] }],
-      audience: 'https://mcp.test/mcp',
-      logger: silent,
-      audit: { sinks: [new MemoryAuditSink()] },
-      directory: { resolve: async (p) => p, toolConditions: async () => ['args.amount <<< 3'] },
+    const authsec = withDirectory({
+      resolve: async (p) => p,
+      toolConditions: async () => new Map([['refund', ['args.amount <<< 3']]]),
     });
     const error = await refusalOf(() =>
       authsec.checkConditions(FINANCE, { target: 'refund', requirement: {}, args: { amount: 1 } }),
     );
     expect(error.code).toBe('CONDITION_FAILED');
     expect(error.details.failed).toEqual(['args.amount <<< 3']);
+  });
+
+  it("reads the tenant's conditions when it authenticates the caller: a call then never waits for the database", async () => {
+    let reads = 0;
+    let down = false;
+    const authsec = withDirectory({
+      resolve: async (p) => p,
+      toolConditions: async () => {
+        reads++;
+        if (down) throw new AuthSecError('SERVICE_UNAVAILABLE', 'The database is unavailable');
+        return new Map([['refund', ['args.amount <= 500']]]);
+      },
+    });
+    const token = await new SignJWT({ tenant_id: 'acme-corp', roles: ['finance'] })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer('https://idp.test')
+      .setAudience('https://mcp.test/mcp')
+      .setSubject('user-1')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const caller = await authsec.authenticate(token);
+    expect(reads).toBe(1);
+    down = true;
+    // Decided on what was read with the caller: the database going away now refuses nothing already admitted.
+    const refund = { target: 'refund', requirement: { roles: ['finance'] } };
+    await authsec.checkConditions(caller, { ...refund, args: { amount: 100 } });
+    expect(
+      (await refusalOf(() => authsec.checkConditions(caller, { ...refund, args: { amount: 900 } }))).code,
+    ).toBe('CONDITION_FAILED');
+    expect(reads).toBe(1);
+    // A caller that cannot be given its tenant's conditions is not authenticated at all.
+    authsec.clearTokenCache();
+    const refused = await authsec.authenticate(token).then(
+      () => 'OK',
+      (e: AuthSecError) => e.code,
+    );
+    expect(refused).toBe('SERVICE_UNAVAILABLE');
   });
 
   it('a REST route guard refuses a requirement with conditions (nothing to check them on)', () => {
