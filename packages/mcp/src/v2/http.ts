@@ -182,7 +182,11 @@ export function createMcpV2Endpoint(options: McpV2EndpointOptions): McpEndpoint 
     const admitted = await admit(pipeline, req, res);
     if (admitted === undefined) return;
     const abort = new AbortController();
-    res.once('close', () => abort.abort());
+    // Only a response cut short (the client went away) has work to cancel: aborting after every finished one
+    // built a DOMException per request, about 15 µs of CPU on each call (measured by profile).
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const request = await toWebRequest(req, admitted.message, { signal: abort.signal });
     if (
       stateless ||
