@@ -4,11 +4,12 @@ import { AuthSecError, type AuthSecErrorCode, isAuthSecError, toAuthSecError } f
 import { createDefaultLogger } from './logger.js';
 import type { AuthSecOptions, DirectoryChange, PrincipalDirectory } from './options.js';
 import { conditionsOf } from './policy/compile.js';
-import { type CompiledCondition, conditionUser, failedCondition } from './policy/conditions.js';
-
-// Distinct stored condition lists compiled and kept (a tenant has one per tool it tightens).
-const MAX_STORED_CONDITION_SETS = 10_000;
-
+import {
+  type CompiledCondition,
+  compileConditions,
+  conditionUser,
+  failedCondition,
+} from './policy/conditions.js';
 import {
   type CompiledRequirement,
   compileRequirement,
@@ -25,6 +26,9 @@ import { createScopeExpander } from './scope-hierarchy.js';
 import { type CacheLookup, createTelemetry, registerTelemetry } from './telemetry.js';
 import { createTokenVerifier, resolveTokenConfig, type TokenVerifier } from './tokens/index.js';
 import type { Clock, Logger, Principal, Requirement } from './types.js';
+
+// Distinct stored condition lists compiled and kept (a tenant has one per tool it tightens).
+const MAX_STORED_CONDITION_SETS = 10_000;
 
 /** A requirement as written, or one compiled by {@link AuthSec.compile}. */
 export type RequirementInput = Requirement | CompiledRequirement;
@@ -484,7 +488,7 @@ export function createAuthSec<M = unknown>(options: AuthSecOptions): AuthSec<M> 
     let hit = storedCache.get(key);
     if (hit === undefined) {
       try {
-        hit = conditionsOf(compileRequirement({ when: expressions }, { name: tool, logger }));
+        hit = compileConditions(expressions, tool);
       } catch {
         logger.error('A stored tool condition does not compile: the calls it covers are refused', { tool });
         hit = expressions.map((expression) => ({ expression, evaluate: () => false }));

@@ -5,7 +5,7 @@ import {
   type Logger,
   type Requirement,
 } from '../types.js';
-import { type CompiledCondition, compileConditions } from './conditions.js';
+import { type CompiledCondition, compileConditions, requirementLabel } from './conditions.js';
 
 /** How the values of one category combine: `anyOf` (a plain list) or `allOf`. */
 export type CategoryMode = 'anyOf' | 'allOf';
@@ -100,9 +100,7 @@ export function conditionsOf(requirement: CompiledRequirement): readonly Compile
   return planOf(requirement).compiledConditions;
 }
 
-function label(name: string | undefined): string {
-  return name === undefined ? 'requirement' : `requirement of tool '${name}'`;
-}
+const label = requirementLabel;
 
 function checkValue(value: unknown, category: Category, name: string | undefined): string {
   if (typeof value !== 'string') {

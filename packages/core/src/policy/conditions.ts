@@ -63,9 +63,12 @@ const environment = new Environment({
   })
   .registerVariable('now', 'google.protobuf.Timestamp', { description: 'The time of the decision' });
 
-function label(name: string | undefined): string {
+/** @internal How messages about a requirement name it (with its tool, when there is one). */
+export function requirementLabel(name: string | undefined): string {
   return name === undefined ? 'requirement' : `requirement of tool '${name}'`;
 }
+
+const label = requirementLabel;
 
 /**
  * Validates and compiles a requirement's `when` (one expression or a list, all of which must hold). Misuse is a
@@ -142,24 +145,22 @@ function viewOf(principal: Principal): ConditionUser {
   };
 }
 
-/**
- * The first condition of `conditions` that is not met on `input`, or `undefined` when all hold. An evaluation
- * error counts as not met (its message is not kept: it may quote an argument's value).
- */
+/** One condition's result on `input`: an evaluation error counts as not met, and its message is not kept. */
+function resultOf(condition: CompiledCondition, input: ConditionInput): ConditionOutcome['result'] {
+  try {
+    return condition.evaluate(input) === true ? 'pass' : 'fail';
+  } catch {
+    // The message may quote an argument's value.
+    return 'error';
+  }
+}
+
+/** The first condition of `conditions` that is not met on `input`, or `undefined` when all hold. */
 export function failedCondition(
   conditions: readonly CompiledCondition[],
   input: ConditionInput,
 ): CompiledCondition | undefined {
-  for (const condition of conditions) {
-    let result: unknown;
-    try {
-      result = condition.evaluate(input);
-    } catch {
-      return condition;
-    }
-    if (result !== true) return condition;
-  }
-  return undefined;
+  return conditions.find((condition) => resultOf(condition, input) !== 'pass');
 }
 
 /** One condition's outcome for one call, for `authsec check --args` and debugging. */
@@ -174,14 +175,8 @@ export function conditionOutcomes(
   conditions: readonly CompiledCondition[],
   input: ConditionInput,
 ): ConditionOutcome[] {
-  return conditions.map((condition) => {
-    try {
-      return {
-        expression: condition.expression,
-        result: condition.evaluate(input) === true ? 'pass' : 'fail',
-      };
-    } catch {
-      return { expression: condition.expression, result: 'error' };
-    }
-  });
+  return conditions.map((condition) => ({
+    expression: condition.expression,
+    result: resultOf(condition, input),
+  }));
 }

@@ -3,7 +3,7 @@ import { AuthSecError, isAuthSecError } from '../errors.js';
 import { assertDisplaySafe } from '../identifiers.js';
 import { createLogger } from '../logger.js';
 import type { DirectoryChange, PrincipalDirectory } from '../options.js';
-import { compileRequirement } from '../policy/compile.js';
+import { compileConditions } from '../policy/conditions.js';
 import type { Clock, Logger, Principal } from '../types.js';
 import { toDatabaseError } from './sql.js';
 import { isIssuerUrl, type Tenancy, type TenantChange } from './tenancy.js';
@@ -294,7 +294,7 @@ function checkConditions(tenantId: string, tool: string, conditions: unknown): s
       tenantId,
     );
   try {
-    return [...compileRequirement({ when: conditions as string[] }, { name: tool }).conditions];
+    return compileConditions(conditions, tool).map((c) => c.expression);
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     throw badRequest(`Conditions of tool '${tool}' in tenant '${tenantId}': ${error.message}`, tenantId);
@@ -427,34 +427,42 @@ export function createPostgresDirectory(options: PostgresDirectoryOptions): Post
   };
   const unsubscribe = tenancy.subscribe(onChange, dropAll);
 
-  const loadCatalog = async (handle: TenantHandle): Promise<Catalog> => {
+  /**
+   * A per-tenant value through `cache`: the cached one while fresh, else `load`ed, and kept only when no
+   * invalidation happened meanwhile (a change that lands while the query is in flight is never undone by it).
+   */
+  const perTenant = async <T>(
+    cache: LRUCache<string, Cached<T>>,
+    handle: TenantHandle,
+    load: () => Promise<T>,
+  ): Promise<T> => {
     const tenantId = handle.tenant.id;
-    const hit = catalogs.get(tenantId);
+    const hit = cache.get(tenantId);
     const now = clock();
     if (hit && hit.expiresAt > now) return hit.value;
     const before = version;
-    const r = await handle.sql.query<{ kind: CatalogKind; name: string }>(
-      `SELECT kind, name FROM ${handle.schema}.catalog`,
-    );
-    const catalog = new Map<CatalogKind, Set<string>>(CATALOG_KINDS.map((k) => [k, new Set<string>()]));
-    for (const row of r.rows) catalog.get(row.kind)?.add(row.name);
-    if (before === version) catalogs.set(tenantId, { value: catalog, expiresAt: now + cacheTtlMs });
-    return catalog;
-  };
-
-  const loadPolicies = async (handle: TenantHandle): Promise<ReadonlyMap<string, readonly string[]>> => {
-    const tenantId = handle.tenant.id;
-    const hit = policies.get(tenantId);
-    const now = clock();
-    if (hit && hit.expiresAt > now) return hit.value;
-    const before = version;
-    const r = await handle.sql.query<{ tool: string; conditions: string[] }>(
-      `SELECT tool, conditions FROM ${handle.schema}.tool_policies`,
-    );
-    const value = new Map(r.rows.map((row) => [row.tool, Object.freeze([...row.conditions])]));
-    if (before === version) policies.set(tenantId, { value, expiresAt: now + cacheTtlMs });
+    const value = await load();
+    if (before === version) cache.set(tenantId, { value, expiresAt: now + cacheTtlMs });
     return value;
   };
+
+  const loadCatalog = (handle: TenantHandle): Promise<Catalog> =>
+    perTenant(catalogs, handle, async () => {
+      const r = await handle.sql.query<{ kind: CatalogKind; name: string }>(
+        `SELECT kind, name FROM ${handle.schema}.catalog`,
+      );
+      const catalog = new Map<CatalogKind, Set<string>>(CATALOG_KINDS.map((k) => [k, new Set<string>()]));
+      for (const row of r.rows) catalog.get(row.kind)?.add(row.name);
+      return catalog;
+    });
+
+  const loadPolicies = (handle: TenantHandle): Promise<ReadonlyMap<string, readonly string[]>> =>
+    perTenant(policies, handle, async () => {
+      const r = await handle.sql.query<{ tool: string; conditions: string[] }>(
+        `SELECT tool, conditions FROM ${handle.schema}.tool_policies`,
+      );
+      return new Map(r.rows.map((row) => [row.tool, Object.freeze([...row.conditions])]));
+    });
 
   const loadBindings = async (
     handle: TenantHandle,
