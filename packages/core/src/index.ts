@@ -53,6 +53,7 @@ export {
   toAuthSecError,
   toErrorResponse,
 } from './errors.js';
+export { createFileOnce } from './files.js';
 export { assertDisplaySafe, hasUnsafeDisplayChars } from './identifiers.js';
 export {
   applicationLogger,

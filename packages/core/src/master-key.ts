@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type MasterKeyRing, parseMasterKey } from './env.js';
 import { AuthSecError } from './errors.js';
+import { createFileOnce } from './files.js';
 import type { Logger } from './types.js';
 
 /** Options of {@link resolveMasterKey}. */
@@ -43,14 +44,8 @@ export function resolveMasterKey(options: ResolveMasterKeyOptions): MasterKeyRin
       });
     }
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-    encoded = `dev:${randomBytes(32).toString('base64')}`;
-    try {
-      // 'wx': never overwrite a key another process created a moment ago; read theirs instead.
-      writeFileSync(file, `${encoded}\n`, { mode: 0o600, flag: 'wx' });
-    } catch (raced) {
-      if ((raced as NodeJS.ErrnoException).code !== 'EEXIST') throw raced;
-      encoded = readFileSync(file, 'utf8').trim();
-    }
+    // Never overwrite a key another process created a moment ago; read theirs instead.
+    encoded = createFileOnce(file, `dev:${randomBytes(32).toString('base64')}\n`, 0o600).trim();
   }
   options.logger?.warn(
     'AUTHSEC_MASTER_KEY is not set: using a development key file; set the variable in production',

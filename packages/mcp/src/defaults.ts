@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type AuthSec,
   type AuthSecEnvOptions,
   AuthSecError,
   createAuthSec,
+  createFileOnce,
   createJsonLinesAuditSink,
   createLogger,
   createOAuthClient,
@@ -96,15 +97,8 @@ async function readOrCreateJson<T>(file: string, create: () => Promise<T>): Prom
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  const value = await create();
-  try {
-    // 'wx': a process that raced us wrote first; use theirs so every process signs and verifies alike.
-    writeFileSync(file, JSON.stringify(value), { mode: 0o600, flag: 'wx' });
-    return value;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  }
+  // A process that raced us may have written first; use theirs so every process signs and verifies alike.
+  return JSON.parse(createFileOnce(file, JSON.stringify(await create()), 0o600)) as T;
 }
 
 interface EmbeddedIdp {

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AuthSecError, constantTimeEqual } from '@authsec/core';
+import { AuthSecError, constantTimeEqual, createFileOnce } from '@authsec/core';
 
 /**
  * A login's `session_id` bound to the data folder (and so the OS user) that started it: the id the tools hand
@@ -25,14 +25,10 @@ const CONTEXT = 'authsec:session-id:v1:';
 /** Reads the key file, creating it (mode 0600, in a 0700 folder) on first use; a wider mode is narrowed. */
 function loadKey(file: string): Buffer {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    writeFileSync(file, randomBytes(KEY_BYTES).toString('base64url'), { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    // Another process created it first: everyone on this folder uses that one.
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
+  // Another process may create it first: everyone on this folder uses that one.
+  const stored = createFileOnce(file, randomBytes(KEY_BYTES).toString('base64url'), 0o600);
   if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  const key = Buffer.from(stored.trim(), 'base64url');
   if (key.length !== KEY_BYTES)
     throw new AuthSecError('CONFIG_INVALID', `The session key file ${file} is damaged; delete it`);
   return key;
